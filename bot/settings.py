@@ -1,0 +1,168 @@
+"""Herald's configuration: read from the environment (and an optional ``.env``), nowhere else."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+class TelegramMode(StrEnum):
+    POLLING = "polling"
+    WEBHOOK = "webhook"
+
+
+class SkebbyAuth(StrEnum):
+    SESSION = "session"
+    TOKEN = "token"
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- core ---
+    database_url: str = "sqlite+aiosqlite:///./data/herald.db"
+    http_host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "INFO"
+    data_dir: Path = Path("./data")
+    default_phone_region: str = Field(default="IT", min_length=2, max_length=2)
+    default_language: str = Field(default="en", pattern="^(en|it)$")
+
+    # --- telegram ---
+    telegram_bot_token: SecretStr | None = None
+    telegram_mode: TelegramMode = TelegramMode.POLLING
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_path: str = "/telegram/webhook"
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_api_file_url: str = "https://api.telegram.org/file/bot"
+    telegram_sandbox_port: int = Field(default=8081, ge=0, le=65535)
+    telegram_rate_per_second: PositiveFloat = 30.0
+    telegram_paid_broadcast: bool = False
+    telegram_paid_rate_per_second: PositiveFloat = Field(default=1000.0, le=1000)
+    telegram_reply_headroom: float = Field(default=0.2, ge=0, lt=1)
+    telegram_parse_mode: str | None = Field(default="HTML", pattern="^(HTML|MarkdownV2)$")
+    conversation_timeout_seconds: PositiveInt = 900
+    persistence_update_interval: PositiveFloat = 5.0
+    support_contact: str = "your organisation's office"
+
+    # --- email ---
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_timeout: PositiveFloat = 30.0
+    email_from: str = "herald@localhost"
+
+    # --- skebby ---
+    skebby_username: str | None = None
+    skebby_password: SecretStr | None = None
+    skebby_auth: SkebbyAuth = SkebbyAuth.SESSION
+    skebby_base_url: str = "https://api.skebby.it/API/v1.0/REST/"
+    skebby_message_type: str = Field(default="GP", pattern="^(GP|TI|SI)$")
+    skebby_sender: str | None = None
+    skebby_max_fragments: int = Field(default=7, ge=1, le=20)
+    skebby_truncate: bool = False
+    skebby_batch_size: int = Field(default=1000, ge=1, le=10000)
+    skebby_report_max_age_hours: PositiveFloat = 72.0
+
+    # --- costs per billable unit ---
+    cost_telegram: Decimal = Decimal("0")
+    cost_email: Decimal = Decimal("0")
+    cost_sms: Decimal = Decimal("0.06")
+    cost_storage: Decimal = Decimal("0")
+
+    # --- delivery ---
+    message_typology_required: bool = False
+    dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
+    dispatch_max_attempts: int = Field(default=5, ge=1, le=50)
+    dispatch_lease_seconds: PositiveFloat = 60.0
+    dispatch_backoff_base_seconds: PositiveFloat = 2.0
+    dispatch_backoff_max_seconds: PositiveFloat = 600.0
+    dispatch_concurrency: int = Field(default=64, ge=1, le=2000)
+
+    # --- input limits ---
+    max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    persistence_retention_days: PositiveInt = 180
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if not scheme.startswith(("sqlite", "postgres")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _webhook_needs_url_and_secret(self) -> Settings:
+        if self.telegram_mode is TelegramMode.WEBHOOK and self.telegram_bot_token is not None:
+            if not self.telegram_webhook_url:
+                raise ValueError("TELEGRAM_WEBHOOK_URL: required when TELEGRAM_MODE=webhook")
+            if self.telegram_webhook_secret is None:
+                raise ValueError("TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_MODE=webhook")
+        if self.skebby_username and self.skebby_password is None:
+            raise ValueError("SKEBBY_PASSWORD: required when SKEBBY_USERNAME is set")
+        return self
+
+    @property
+    def sandbox(self) -> bool:
+        """No bot token: the Telegram Bot API simulator runs inside the process."""
+        return self.telegram_bot_token is None
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        values = [
+            self.telegram_bot_token,
+            self.telegram_webhook_secret,
+            self.smtp_password,
+            self.skebby_password,
+        ]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one line that names the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = [str(part) for part in error.get("loc", ())]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if location:
+        return f"{location[0].upper()}: {message}"
+    return message  # model-level checks already start with the variable name

@@ -1,0 +1,352 @@
+"""SQLAlchemy 2 typed mappings: the whole Herald data model.
+
+History (messages, deliveries, invoices) never disappears with the people or typologies it refers
+to: foreign keys from history use ``SET NULL``, and only a message owns its deliveries.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY, so big ids are plain integers there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dict[str, Any]: JsonType,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Direction(enum.StrEnum):
+    SENT = "sent"
+    RECEIVED = "received"
+
+
+class MessageStatus(enum.StrEnum):
+    """Lifecycle of a whole broadcast on one channel."""
+
+    SCHEDULED = "scheduled"  # waiting for send_at
+    QUEUED = "queued"  # deliveries pending or in flight
+    DONE = "done"  # every delivery reached a final status
+    CANCELLED = "cancelled"
+    RECEIVED = "received"  # inbound message
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCESS = "success"
+    UNKNOWN = "unknown"  # accepted by the provider, delivery report not in yet (SMS)
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+    RECEIVED = "received"  # inbound: the recipient wrote to us
+
+
+FINAL_DELIVERY_STATUSES = frozenset(
+    {
+        DeliveryStatus.SUCCESS,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.INVALID,
+        DeliveryStatus.DUPLICATE,
+        DeliveryStatus.BLOCKED,
+        DeliveryStatus.CANCELLED,
+        DeliveryStatus.RECEIVED,
+    }
+)
+
+
+def _now_default() -> Any:
+    return func.now()
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+
+# --- administrators and API keys -----------------------------------------------------------
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    is_superuser: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class ApiKey(TimestampMixin, Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+# --- recipients ------------------------------------------------------------------------------
+
+
+class TypologyMixin(TimestampMixin):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class CustomerTypology(TypologyMixin, Base):
+    __tablename__ = "customer_typologies"
+
+
+class ExternalSubjectTypology(TypologyMixin, Base):
+    __tablename__ = "external_subject_typologies"
+
+
+class RecipientMixin(TimestampMixin):
+    """Columns every recipient kind shares (the seed's DjangoWebixSender)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    vat_number: Mapped[str | None] = mapped_column(String(32))
+    fiscal_code: Mapped[str | None] = mapped_column(String(32))
+    sms: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    email: Mapped[str | None] = mapped_column(String(254))
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    telegram_opted_out: Mapped[bool] = mapped_column(default=False)
+    telegram_blocked: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default(), onupdate=func.now())
+
+
+class Customer(RecipientMixin, Base):
+    __tablename__ = "customers"
+
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    typology_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer_typologies.id", ondelete="SET NULL"), index=True
+    )
+
+
+class ExternalSubject(RecipientMixin, Base):
+    __tablename__ = "external_subjects"
+
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    typology_id: Mapped[int | None] = mapped_column(
+        ForeignKey("external_subject_typologies.id", ondelete="SET NULL"), index=True
+    )
+    # A subject may act for a customer (e.g. an accountant): sends to one reach the other.
+    related_customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+
+
+# --- messages and deliveries -------------------------------------------------------------------
+
+
+class MessageTypology(TypologyMixin, Base):
+    __tablename__ = "message_typologies"
+
+
+class Message(TimestampMixin, Base):
+    """One broadcast on one channel (the seed's MessageSent), or one inbound message."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    broadcast_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    typology_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_typologies.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    direction: Mapped[str] = mapped_column(String(10), default=Direction.SENT)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cost_per_unit: Mapped[Decimal] = mapped_column(Numeric(12, 5), default=Decimal(0))
+    invoiced: Mapped[bool] = mapped_column(default=False)
+    sender_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    sender_name: Mapped[str] = mapped_column(String(150), default="")
+    send_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED)
+    finished_at: Mapped[datetime | None]
+    total: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        Index("ix_messages_status_send_at", "status", "send_at"),
+        Index("ix_messages_created_at", "created_at"),
+    )
+
+
+class MessageRecipient(Base):
+    """One delivery: a message to one recipient address on the message's channel."""
+
+    __tablename__ = "message_recipients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    recipient_kind: Mapped[str] = mapped_column(String(40))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(254), default="")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    status_detail: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    batch_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_number: Mapped[int] = mapped_column(default=0)
+    is_sender: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+    sent_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_message_recipients_claim", "status", "next_attempt_at"),
+        Index("ix_message_recipients_message_status", "message_id", "status"),
+        Index("ix_message_recipients_recipient", "recipient_kind", "recipient_id"),
+    )
+
+
+class MessageCounter(Base):
+    """Live count of a message's deliveries in one status.
+
+    Kept by atomic increments whenever deliveries change status, so reading a broadcast's
+    progress is a handful of rows instead of a scan of every delivery.
+    """
+
+    __tablename__ = "message_counters"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MessageAttachment(TimestampMixin, Base):
+    __tablename__ = "message_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(1024))
+
+
+class MessageUserRead(Base):
+    """A read receipt: who read an inbox message, once."""
+
+    __tablename__ = "message_user_reads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    read_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
+
+
+class IdempotencyKey(TimestampMixin, Base):
+    """The first answer to a request carrying an Idempotency-Key, replayed for repeats."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+
+# --- python-telegram-bot persistence: one row per key, never a whole-table blob ------------------
+
+
+class BotUserData(Base):
+    __tablename__ = "bot_user_data"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+
+class BotChatData(Base):
+    __tablename__ = "bot_chat_data"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+
+class BotSingleton(Base):
+    """bot_data and callback_data: one row each, keyed by name."""
+
+    __tablename__ = "bot_singletons"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+
+class BotConversation(Base):
+    __tablename__ = "bot_conversations"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # JSON of the key tuple
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"state": <json value>}
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default(), index=True)
