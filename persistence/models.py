@@ -232,6 +232,7 @@ class MessageRecipient(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
     recipient_kind: Mapped[str] = mapped_column(String(40))
     recipient_id: Mapped[int] = mapped_column(Integer)
     address: Mapped[str] = mapped_column(String(254), default="")
@@ -251,7 +252,7 @@ class MessageRecipient(Base):
     read_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_message_recipients_claim", "status", "next_attempt_at"),
+        Index("ix_message_recipients_claim", "channel", "status", "next_attempt_at"),
         Index("ix_message_recipients_message_status", "message_id", "status"),
         Index("ix_message_recipients_recipient", "recipient_kind", "recipient_id"),
     )

@@ -77,13 +77,23 @@ async def test_deleting_a_user_or_typology_keeps_sent_history(db: Database) -> N
         session.add_all([user, typology])
         await session.flush()
         message = Message(
-            broadcast_id="b1", channel="telegram", body="hi", sender_id=user.id,
+            broadcast_id="b1",
+            channel="telegram",
+            body="hi",
+            sender_id=user.id,
             typology_id=typology.id,
         )
         session.add(message)
         await session.flush()
-        session.add(MessageRecipient(message_id=message.id, recipient_kind="customer",
-                                     recipient_id=1, address="42"))
+        session.add(
+            MessageRecipient(
+                message_id=message.id,
+                channel="telegram",
+                recipient_kind="customer",
+                recipient_id=1,
+                address="42",
+            )
+        )
     async with db.sessions.begin() as session:
         await session.execute(delete(User))
         await session.execute(delete(MessageTypology))

@@ -422,6 +422,7 @@ def upgrade() -> None:
         sa.Column(
             "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
+        sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("recipient_kind", sa.String(length=40), nullable=False),
         sa.Column("recipient_id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=254), nullable=False),
@@ -457,7 +458,7 @@ def upgrade() -> None:
             batch_op.f("ix_message_recipients_batch_key"), ["batch_key"], unique=False
         )
         batch_op.create_index(
-            "ix_message_recipients_claim", ["status", "next_attempt_at"], unique=False
+            "ix_message_recipients_claim", ["channel", "status", "next_attempt_at"], unique=False
         )
         batch_op.create_index(
             "ix_message_recipients_message_status", ["message_id", "status"], unique=False

@@ -1,0 +1,46 @@
+"""Logging for the service, with every secret (the bot token above all) redacted everywhere.
+
+httpx and python-telegram-bot log request URLs, and the bot token is part of every Telegram URL,
+so the redaction sits on the root handlers and rewrites the fully formatted line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+
+
+class RedactingFormatter(logging.Formatter):
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__(fmt)
+        self._pattern = _secrets_pattern(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return self._pattern.sub(REDACTED, line) if self._pattern else line
+
+
+def _secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    # Longest first so a secret containing another is replaced whole.
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+
+def install_redaction(secrets: Iterable[str], fmt: str | None = None) -> None:
+    """Make every handler on the root logger redact ``secrets``."""
+    fmt = fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    values = list(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(RedactingFormatter(fmt, values))
+
+
+def configure_logging(level: str, secrets: Iterable[str]) -> None:
+    logging.basicConfig(level=level, force=True)
+    install_redaction(secrets)
+    # httpx logs every request URL at INFO; with a token in it that is noise even when redacted.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
