@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from persistence.database import SessionFactory, create_engine, create_session_factory
+from persistence.recipient_kinds import RecipientKindRegistry, default_registry
 
 Clock = Callable[[], datetime]
 
@@ -18,17 +19,34 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class TelegramEndpoint:
+    """Where the Bot API lives: telegram.org, a self-hosted server, or the in-process sandbox."""
+
+    token: str
+    base_url: str
+    base_file_url: str
+    sandbox: bool
+
+
 @dataclass
 class HeraldContext:
     settings: Settings
     engine: AsyncEngine
     sessions: SessionFactory
+    recipient_kinds: RecipientKindRegistry
     clock: Clock = field(default=utc_now)
+    telegram: TelegramEndpoint | None = None  # set by the runner once the Bot API is known
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HeraldContext:
         engine = create_engine(settings.database_url)
-        return cls(settings=settings, engine=engine, sessions=create_session_factory(engine))
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            recipient_kinds=default_registry(),
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()
