@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.migrate import upgrade
 from persistence.models import Base
@@ -118,3 +119,10 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     finally:
         await _empty_all_tables(engine)
         await engine.dispose()
+
+
+@pytest.fixture
+async def telegram_sim() -> AsyncIterator[TelegramSimulator]:
+    """The project's Telegram Bot API simulator on a free loopback port."""
+    async with TelegramSimulator() as simulator:
+        yield simulator

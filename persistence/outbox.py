@@ -1,0 +1,341 @@
+"""The outbox's SQL: claiming due deliveries, recording outcomes, live counters, rescue, cancel.
+
+Deliveries are rows of ``message_recipients``. A worker claims due ``pending`` rows by turning them
+``sending`` under a lease (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so several processes share the
+work), and records each outcome only for rows it still holds. Every status change moves the
+message's counters by atomic increments in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.models import (
+    DeliveryStatus,
+    Message,
+    MessageCounter,
+    MessageRecipient,
+    MessageStatus,
+)
+
+MR = MessageRecipient
+IN_FLIGHT = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    message_id: int
+    recipient_kind: str
+    recipient_id: int
+    address: str
+    attempts: int
+    batch_key: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """The outcome of one claimed delivery, to be written back."""
+
+    id: int
+    status: DeliveryStatus
+    attempts: int
+    detail: str = ""
+    last_error: str | None = None
+    provider_id: str | None = None
+    sent_number: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    address: str | None = None
+    batch_key: str | None = None
+
+
+async def add_to_counters(session: AsyncSession, deltas: Mapping[tuple[int, str], int]) -> None:
+    """Atomically add ``deltas`` to the (message, status) counters, creating missing rows."""
+    rows = [
+        {"message_id": message_id, "status": status, "count": delta}
+        for (message_id, status), delta in sorted(deltas.items())  # sorted: no deadlocks
+        if delta
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(MessageCounter).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["message_id", "status"],
+            set_={"count": MessageCounter.count + statement.excluded.count},
+        )
+    )
+
+
+async def read_counters(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
+    rows = await session.execute(
+        select(MessageCounter.message_id, MessageCounter.status, MessageCounter.count).where(
+            MessageCounter.message_id.in_(message_ids)
+        )
+    )
+    result: dict[int, dict[str, int]] = {message_id: {} for message_id in message_ids}
+    for message_id, status, count in rows:
+        if count:
+            result[message_id][status] = int(count)
+    return result
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    channel: str,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    owner: str,
+) -> list[ClaimedDelivery]:
+    due = (
+        select(MR.id)
+        .where(
+            MR.channel == channel, MR.status == DeliveryStatus.PENDING, MR.next_attempt_at <= now
+        )
+        .order_by(MR.next_attempt_at, MR.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = (
+        await session.execute(
+            update(MR)
+            .where(MR.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING,
+                attempts=MR.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=lease_until,
+            )
+            .returning(
+                MR.id,
+                MR.message_id,
+                MR.recipient_kind,
+                MR.recipient_id,
+                MR.address,
+                MR.attempts,
+                MR.batch_key,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    claimed = sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: d.id)
+    per_message = Counter(d.message_id for d in claimed)
+    deltas: dict[tuple[int, str], int] = {}
+    for message_id, count in per_message.items():
+        deltas[(message_id, DeliveryStatus.PENDING)] = -count
+        deltas[(message_id, DeliveryStatus.SENDING)] = count
+    await add_to_counters(session, deltas)
+    return claimed
+
+
+async def set_batch_key(session: AsyncSession, ids: Sequence[int], key: str | None) -> None:
+    """Persist a batch's provider order key before sending, so a rescue can probe for it."""
+    await session.execute(
+        update(MR)
+        .where(MR.id.in_(ids))
+        .values(batch_key=key)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record(
+    session: AsyncSession, *, owner: str, updates: Sequence[DeliveryUpdate]
+) -> set[int]:
+    """Write outcomes for the rows this worker still holds; return the messages touched."""
+    if not updates:
+        return set()
+    by_id = {u.id: u for u in updates}
+    held = select(MR.id, MR.message_id).where(
+        MR.id.in_(by_id), MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        held = held.with_for_update()
+    owned = (await session.execute(held)).all()
+    if not owned:
+        return set()
+    params: list[dict[str, Any]] = []
+    deltas: Counter[tuple[int, str]] = Counter()
+    for delivery_id, message_id in owned:
+        u = by_id[delivery_id]
+        row: dict[str, Any] = {
+            "id": u.id,
+            "status": u.status.value,
+            "attempts": u.attempts,
+            "status_detail": u.detail,
+            "last_error": u.last_error,
+            "sent_number": u.sent_number,
+            "next_attempt_at": u.next_attempt_at,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "batch_key": u.batch_key,
+        }
+        if u.provider_id is not None:
+            row["provider_id"] = u.provider_id
+        if u.sent_at is not None:
+            row["sent_at"] = u.sent_at
+        if u.address is not None:
+            row["address"] = u.address
+        params.append(row)
+        deltas[(message_id, DeliveryStatus.SENDING.value)] -= 1
+        deltas[(message_id, u.status.value)] += 1
+    # Rows differ in which optional columns they set; group them so each executemany is uniform.
+    for columns in {tuple(sorted(p)) for p in params}:
+        group = [p for p in params if tuple(sorted(p)) == columns]
+        await session.execute(update(MR), group)
+    await add_to_counters(session, deltas)
+    return {message_id for _, message_id in owned}
+
+
+async def finish_messages(session: AsyncSession, message_ids: Iterable[int], now: datetime) -> None:
+    """Mark messages done once none of their deliveries is pending or in flight."""
+    ids = list(message_ids)
+    if not ids:
+        return
+    busy = exists().where(
+        MessageCounter.message_id == Message.id,
+        MessageCounter.status.in_(IN_FLIGHT),
+        MessageCounter.count > 0,
+    )
+    await session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SCHEDULED]),
+            ~busy,
+        )
+        .values(status=MessageStatus.DONE, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release(session: AsyncSession, *, owner: str, ids: Sequence[int], now: datetime) -> None:
+    """Give claimed-but-unsent deliveries back (clean shutdown), without counting an attempt."""
+    if not ids:
+        return
+    rows = (
+        await session.execute(
+            update(MR)
+            .where(MR.id.in_(ids), MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner)
+            .values(
+                status=DeliveryStatus.PENDING,
+                attempts=MR.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now,
+            )
+            .returning(MR.message_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await _move(session, [m for (m,) in rows], DeliveryStatus.SENDING, DeliveryStatus.PENDING)
+
+
+async def _move(
+    session: AsyncSession,
+    message_ids: Sequence[int],
+    source: DeliveryStatus,
+    target: DeliveryStatus,
+) -> None:
+    deltas: Counter[tuple[int, str]] = Counter()
+    for message_id in message_ids:
+        deltas[(message_id, source.value)] -= 1
+        deltas[(message_id, target.value)] += 1
+    await add_to_counters(session, deltas)
+
+
+async def rescue_expired(session: AsyncSession, now: datetime) -> int:
+    """Deliveries whose worker died (lease expired while ``sending``) go back to ``pending``.
+
+    Their ``batch_key`` stays, so a batching channel first asks its provider whether that batch
+    was accepted before sending it again.
+    """
+    rows = (
+        await session.execute(
+            update(MR)
+            .where(MR.status == DeliveryStatus.SENDING, MR.lease_expires_at < now)
+            .values(
+                status=DeliveryStatus.PENDING,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now,
+            )
+            .returning(MR.message_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await _move(session, [m for (m,) in rows], DeliveryStatus.SENDING, DeliveryStatus.PENDING)
+    return len(rows)
+
+
+async def cancel_message(session: AsyncSession, message_id: int, now: datetime) -> int:
+    """Cancel every delivery not yet handed to a provider; return how many were cancelled."""
+    await session.execute(
+        update(Message)
+        .where(
+            Message.id == message_id,
+            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SCHEDULED]),
+        )
+        .values(status=MessageStatus.CANCELLED, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(
+        update(MR)
+        .where(MR.message_id == message_id, MR.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, status_detail="cancelled before sending")
+        .execution_options(synchronize_session=False)
+    )
+    cancelled = int(result.rowcount)  # type: ignore[attr-defined]
+    await add_to_counters(
+        session,
+        {
+            (message_id, DeliveryStatus.PENDING.value): -cancelled,
+            (message_id, DeliveryStatus.CANCELLED.value): cancelled,
+        },
+    )
+    return cancelled
+
+
+async def cancelled_among(session: AsyncSession, message_ids: Iterable[int]) -> set[int]:
+    ids = list(message_ids)
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(Message.id).where(Message.id.in_(ids), Message.status == MessageStatus.CANCELLED)
+    )
+    return {message_id for (message_id,) in rows}
+
+
+async def start_due_scheduled(session: AsyncSession, now: datetime) -> list[int]:
+    """Scheduled messages whose time has come are marked queued (their rows become claimable
+    at ``send_at`` by themselves, so a restart can neither lose nor double them)."""
+    rows = await session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.send_at <= now)
+        .values(status=MessageStatus.QUEUED)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [message_id for (message_id,) in rows]
+
+
+async def queue_depth(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(MR.channel, func.count()).where(MR.status.in_(IN_FLIGHT)).group_by(MR.channel)
+    )
+    return {channel: int(count) for channel, count in rows}

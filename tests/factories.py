@@ -1,0 +1,54 @@
+"""Small factories for test data; the ``db`` fixture empties every table after each test."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from persistence.database import SessionFactory
+from persistence.models import Customer, ExternalSubject, User
+
+_numbers = itertools.count(1)
+
+
+async def make_user(
+    sessions: SessionFactory, *, superuser: bool = True, name: str | None = None
+) -> User:
+    async with sessions.begin() as session:
+        user = User(username=name or f"user{next(_numbers)}", is_superuser=superuser)
+        session.add(user)
+    return user
+
+
+async def make_customers(sessions: SessionFactory, count: int, **fields: Any) -> list[Customer]:
+    """``count`` customers; ``fields`` may hold callables of the index for per-row values."""
+    rows = []
+    for i in range(count):
+        values = {k: (v(i) if callable(v) else v) for k, v in fields.items()}
+        values.setdefault("name", f"Customer {i}")
+        rows.append(Customer(**values))
+    async with sessions.begin() as session:
+        session.add_all(rows)
+    return rows
+
+
+async def make_subject(sessions: SessionFactory, **fields: Any) -> ExternalSubject:
+    fields.setdefault("name", f"Subject {next(_numbers)}")
+    subject = ExternalSubject(**fields)
+    async with sessions.begin() as session:
+        session.add(subject)
+    return subject
+
+
+class FakeClock:
+    """A wall clock that moves only when the test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
