@@ -100,13 +100,9 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 async def _empty_all_tables(engine: AsyncEngine) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            joined = ", ".join(f'"{t}"' for t in tables)
-            await conn.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f'DELETE FROM "{table}"'))
+    async with engine.begin() as conn:  # DELETE beats TRUNCATE on a few small tables
+        for table in tables:
+            await conn.execute(text(f'DELETE FROM "{table}"'))
 
 
 @pytest.fixture

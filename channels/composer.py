@@ -1,0 +1,617 @@
+"""The composer (the seed's send_mixin, fixed): validate, resolve, classify, presend, enqueue.
+
+Presend is a dry run that writes nothing. Send writes the message and all its deliveries in one
+transaction with bulk inserts (PostgreSQL: COPY), and returns at once; the dispatcher delivers.
+Only recipients the acting user may see are ever resolved; any other id is reported, never sent to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.addresses import Candidate, Classification, Problem, classify
+from channels.attachments import (
+    AttachmentTooLargeError,
+    IncomingAttachment,
+    SavedAttachment,
+    save_attachment,
+)
+from channels.sms_text import SmsAnalysis, analyse_sms
+from channels.telegram_text import render_text, split_text
+from persistence.database import SessionFactory
+from persistence.models import (
+    DeliveryStatus,
+    Direction,
+    IdempotencyKey,
+    Message,
+    MessageAttachment,
+    MessageRecipient,
+    MessageStatus,
+    MessageTypology,
+    User,
+)
+from persistence.outbox import add_to_counters
+from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
+
+CHANNELS = ("telegram", "email", "sms", "storage")
+_ID_CHUNK = 5000  # stays under every driver's bound-parameter limit
+Clock = Callable[[], datetime]
+
+
+class CompositionError(Exception):
+    """The request cannot be sent as given; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.details = details
+
+
+class RecipientsNotVisibleError(CompositionError):
+    def __init__(self, refs: Sequence[RecipientRef]) -> None:
+        listed = ", ".join(f"{kind}:{rid}" for kind, rid in refs[:20])
+        super().__init__(
+            "recipients",
+            f"{len(refs)} recipient(s) do not exist or are not yours: {listed}",
+            [{"kind": kind, "id": rid} for kind, rid in refs],
+        )
+        self.refs = list(refs)
+
+
+class IdempotencyConflictError(Exception):
+    """The Idempotency-Key was already used for a different request."""
+
+
+@dataclass(frozen=True)
+class ComposerConfig:
+    default_region: str = "IT"
+    costs: Mapping[str, Decimal] = field(default_factory=dict)
+    sms_max_fragments: int = 7
+    telegram_parse_mode: str | None = "HTML"
+    typology_required: bool = False
+    attachments_root: Path = Path("./data/attachments")
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_attachments: int = 10
+    max_body_chars: int = 100_000
+
+
+@dataclass
+class ComposeRequest:
+    channels: list[str]
+    body: str
+    subject: str = ""
+    body_html: str | None = None
+    typology_id: int | None = None
+    recipients: dict[str, list[int]] = field(default_factory=dict)
+    typology_selection: dict[str, list[int]] = field(default_factory=dict)
+    include_related: bool = True
+    attachments: list[IncomingAttachment] = field(default_factory=list)
+    send_at: datetime | None = None
+    idempotency_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Identifies the request's content, so a reused Idempotency-Key can be checked."""
+        canonical = {
+            "channels": self.channels,
+            "body": self.body,
+            "subject": self.subject,
+            "body_html": self.body_html,
+            "typology_id": self.typology_id,
+            "recipients": {k: sorted(v) for k, v in sorted(self.recipients.items())},
+            "selection": {k: sorted(v) for k, v in sorted(self.typology_selection.items())},
+            "related": self.include_related,
+            "attachments": [
+                [a.file_name, hashlib.sha256(a.data).hexdigest()] for a in self.attachments
+            ],
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "extra": self.extra,
+        }
+        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass
+class ChannelPlan:
+    channel: str
+    classification: Classification
+    units_per_recipient: int
+    cost_per_unit: Decimal
+    problems: list[str] = field(default_factory=list)
+    sms: SmsAnalysis | None = None
+    telegram_parts: int | None = None
+
+    @property
+    def units(self) -> int:
+        return self.units_per_recipient * len(self.classification.valid)
+
+    def to_json(self, *, list_limit: int = 1000) -> dict[str, Any]:
+        c = self.classification
+        result: dict[str, Any] = {
+            "channel": self.channel,
+            "valid": len(c.valid),
+            "invalid": len(c.invalid),
+            "duplicate": len(c.duplicates),
+            "invalid_recipients": [_problem_json(p) for p in c.invalid[:list_limit]],
+            "duplicate_recipients": [_problem_json(p) for p in c.duplicates[:list_limit]],
+            "units": self.units,
+            "cost_per_unit": str(self.cost_per_unit),
+            "estimated_cost": str(self.cost_per_unit * self.units),
+            "problems": self.problems,
+        }
+        if self.sms is not None:
+            result["sms"] = {
+                "encoding": self.sms.encoding,
+                "characters": self.sms.characters,
+                "fragments": self.sms.fragments,
+                "fits": self.sms.fits,
+            }
+        if self.telegram_parts is not None:
+            result["telegram_parts"] = self.telegram_parts
+        return result
+
+
+@dataclass
+class Plan:
+    channels: list[ChannelPlan]
+    recipients: int
+    not_visible: list[RecipientRef]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipients": self.recipients,
+            "not_visible": [{"kind": k, "id": i} for k, i in self.not_visible],
+            "channels": [c.to_json() for c in self.channels],
+            "estimated_cost": str(
+                sum((c.cost_per_unit * c.units for c in self.channels), Decimal(0))
+            ),
+        }
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "kind": problem.kind,
+        "id": problem.id,
+        "address": problem.address,
+        "reason": problem.reason,
+    }
+
+
+class Composer:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        recipient_kinds: RecipientKindRegistry,
+        config: ComposerConfig,
+        clock: Clock,
+        *,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._kinds = recipient_kinds
+        self.config = config
+        self._clock = clock
+        self._on_enqueued = on_enqueued
+
+    # --- public ------------------------------------------------------------------------------
+
+    async def presend(self, user: User, request: ComposeRequest) -> Plan:
+        """The dry run: what a send would do, per channel. Writes nothing."""
+        self._validate(request)
+        async with self._sessions() as session:
+            return await self._plan(session, user, request)
+
+    async def send(self, user: User, request: ComposeRequest) -> dict[str, Any]:
+        """Enqueue the broadcast; the answer (also replayed for a repeated Idempotency-Key)."""
+        self._validate(request)
+        fingerprint = request.fingerprint()
+        if request.idempotency_key:
+            replay = await self._replay(user, request.idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        try:
+            async with self._sessions.begin() as session:
+                answer = await self._enqueue(session, user, request, fingerprint)
+        except IntegrityError:
+            if not request.idempotency_key:
+                raise
+            # Another request with the same key won the race: answer what it answered.
+            replay = await self._replay(user, request.idempotency_key, fingerprint)
+            if replay is None:
+                raise
+            return replay
+        self._on_enqueued()
+        return answer
+
+    # --- validation and planning ---------------------------------------------------------------
+
+    def _validate(self, request: ComposeRequest) -> None:
+        if not request.channels:
+            raise CompositionError("channels", "choose at least one channel")
+        for i, channel in enumerate(request.channels):
+            if channel not in CHANNELS:
+                raise CompositionError(
+                    f"channels[{i}]",
+                    f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}",
+                )
+        if len(set(request.channels)) != len(request.channels):
+            raise CompositionError("channels", "a channel is listed twice")
+        if not request.body.strip() and not request.attachments:
+            raise CompositionError("body", "the message is empty")
+        if len(request.body) > self.config.max_body_chars:
+            raise CompositionError("body", f"longer than {self.config.max_body_chars} characters")
+        if "email" in request.channels and not request.subject.strip():
+            raise CompositionError("subject", "an email needs a subject")
+        if self.config.typology_required and request.typology_id is None:
+            raise CompositionError("typology", "a message typology is required")
+        if not request.recipients and not request.typology_selection:
+            raise CompositionError("recipients", "name recipients or a typology selection")
+        for kind in [*request.recipients, *request.typology_selection]:
+            if kind not in self._kinds:
+                raise CompositionError(
+                    f"recipients.{kind}",
+                    f"unknown recipient kind {kind!r}; known: {', '.join(self._kinds.names())}",
+                )
+        if len(request.attachments) > self.config.max_attachments:
+            raise CompositionError(
+                "attachments", f"at most {self.config.max_attachments} attachments"
+            )
+        for i, attachment in enumerate(request.attachments):
+            if len(attachment.data) > self.config.max_attachment_bytes:
+                raise CompositionError(
+                    f"attachments[{i}]",
+                    str(
+                        AttachmentTooLargeError(
+                            attachment.file_name,
+                            len(attachment.data),
+                            self.config.max_attachment_bytes,
+                        )
+                    ),
+                )
+        if request.attachments and "sms" in request.channels:
+            raise CompositionError("attachments", "SMS cannot carry attachments")
+
+    async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
+        if (
+            request.typology_id is not None
+            and await session.get(MessageTypology, request.typology_id) is None
+        ):
+            raise CompositionError("typology", f"no message typology with id {request.typology_id}")
+        candidates, not_visible = await self._resolve(session, user, request)
+        plans = [self._plan_channel(channel, request, candidates) for channel in request.channels]
+        return Plan(plans, len(candidates), not_visible)
+
+    def _plan_channel(
+        self, channel: str, request: ComposeRequest, candidates: list[Candidate]
+    ) -> ChannelPlan:
+        classification = classify(channel, candidates, default_region=self.config.default_region)
+        plan = ChannelPlan(channel, classification, 1, self.config.costs.get(channel, Decimal(0)))
+        if channel == "sms":
+            analysis = analyse_sms(request.body, max_fragments=self.config.sms_max_fragments)
+            plan.sms = analysis
+            plan.units_per_recipient = analysis.fragments
+            if not analysis.fits:
+                plan.problems.append(
+                    f"the text needs {analysis.fragments} SMS fragments ({analysis.encoding}); "
+                    f"the limit is {self.config.sms_max_fragments}"
+                )
+        elif channel == "telegram":
+            parts = len(
+                split_text(
+                    render_text(request.subject, request.body, self.config.telegram_parse_mode)
+                )
+            )
+            plan.telegram_parts = parts
+            plan.units_per_recipient = parts + len(request.attachments)
+        return plan
+
+    async def _resolve(
+        self, session: AsyncSession, user: User, request: ComposeRequest
+    ) -> tuple[list[Candidate], list[RecipientRef]]:
+        found: dict[RecipientRef, Candidate] = {}
+        not_visible: list[RecipientRef] = []
+        for kind_name, ids in request.recipients.items():
+            kind = self._kinds.get(kind_name)
+            wanted = list(dict.fromkeys(ids))
+            rows = await self._load(session, kind, user, ids=wanted)
+            found.update(rows)
+            not_visible += [(kind_name, i) for i in wanted if (kind_name, i) not in rows]
+        for kind_name, typology_ids in request.typology_selection.items():
+            kind = self._kinds.get(kind_name)
+            found.update(await self._load(session, kind, user, typology_ids=typology_ids))
+        if request.include_related:
+            await self._expand_related(session, user, found)
+        return list(found.values()), not_visible
+
+    async def _expand_related(
+        self, session: AsyncSession, user: User, found: dict[RecipientRef, Candidate]
+    ) -> None:
+        frontier = list(found)
+        while frontier:  # each ref is visited once, so related cycles end
+            by_kind: dict[str, list[int]] = {}
+            for kind_name, rid in frontier:
+                by_kind.setdefault(kind_name, []).append(rid)
+            new: dict[str, list[int]] = {}
+            for kind_name, ids in by_kind.items():
+                kind = self._kinds.get(kind_name)
+                if kind.related is None:
+                    continue
+                for chunk in _chunks(ids):
+                    for ref in await kind.related(session, chunk):
+                        if ref not in found and ref[0] in self._kinds:
+                            new.setdefault(ref[0], []).append(ref[1])
+            frontier = []
+            for kind_name, ids in new.items():
+                rows = await self._load(
+                    session, self._kinds.get(kind_name), user, ids=list(dict.fromkeys(ids))
+                )
+                found.update(rows)
+                frontier += list(rows)
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        kind: RecipientKind,
+        user: User,
+        *,
+        ids: Sequence[int] | None = None,
+        typology_ids: Sequence[int] | None = None,
+    ) -> dict[RecipientRef, Candidate]:
+        m = kind.model
+        columns = select(
+            m.id,
+            m.name,
+            m.sms,
+            m.email,
+            m.telegram_chat_id,
+            m.telegram_opted_out,
+            m.telegram_blocked,
+        ).where(kind.visible_to(user))
+        statements = (
+            [columns.where(m.id.in_(chunk)) for chunk in _chunks(ids)]
+            if ids is not None
+            else [columns.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)]
+        )
+        result: dict[RecipientRef, Candidate] = {}
+        for statement in statements:
+            for rid, name, sms, email, chat, opted_out, blocked in await session.execute(statement):
+                result[(kind.name, rid)] = Candidate(
+                    kind.name, rid, name, sms, email, chat, opted_out, blocked
+                )
+        if ids is not None:  # keep the caller's order
+            order = {i: n for n, i in enumerate(ids)}
+            result = dict(sorted(result.items(), key=lambda item: order[item[0][1]]))
+        return result
+
+    # --- enqueue -------------------------------------------------------------------------------
+
+    async def _replay(self, user: User, key: str, fingerprint: str) -> dict[str, Any] | None:
+        async with self._sessions() as session:
+            stored = (
+                await session.execute(
+                    select(IdempotencyKey).where(
+                        IdempotencyKey.user_id == user.id, IdempotencyKey.key == key
+                    )
+                )
+            ).scalar()
+        if stored is None:
+            return None
+        if stored.request_hash != fingerprint:
+            raise IdempotencyConflictError(
+                f"Idempotency-Key {key!r} was already used for a different request"
+            )
+        return {**stored.response, "replayed": True}
+
+    async def _enqueue(
+        self, session: AsyncSession, user: User, request: ComposeRequest, fingerprint: str
+    ) -> dict[str, Any]:
+        plan = await self._plan(session, user, request)
+        if plan.not_visible:
+            raise RecipientsNotVisibleError(plan.not_visible)
+        for channel_plan in plan.channels:
+            if channel_plan.problems:
+                raise CompositionError(
+                    "body", f"{channel_plan.channel}: {'; '.join(channel_plan.problems)}"
+                )
+        now = self._clock()
+        scheduled = request.send_at is not None and request.send_at > now
+        start_at = request.send_at if scheduled and request.send_at else now
+        saved = [
+            save_attachment(
+                self.config.attachments_root, a, limit=self.config.max_attachment_bytes, now=now
+            )
+            for a in request.attachments
+        ]
+        broadcast_id = str(uuid.uuid4())
+        messages = []
+        for channel_plan in plan.channels:
+            message_id = await self._insert_message(
+                session, user, request, channel_plan, broadcast_id, scheduled, now
+            )
+            counts = await self._insert_deliveries(session, message_id, channel_plan, start_at, now)
+            await self._insert_attachments(session, message_id, saved)
+            if not channel_plan.classification.valid:
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == message_id)
+                    .values(status=MessageStatus.DONE, finished_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            messages.append(
+                {
+                    "id": message_id,
+                    "channel": channel_plan.channel,
+                    "counts": counts,
+                    "units": channel_plan.units,
+                    "estimated_cost": str(channel_plan.cost_per_unit * channel_plan.units),
+                }
+            )
+        answer: dict[str, Any] = {
+            "broadcast_id": broadcast_id,
+            "status": MessageStatus.SCHEDULED.value if scheduled else MessageStatus.QUEUED.value,
+            "send_at": start_at.astimezone(UTC).isoformat(),
+            "messages": messages,
+        }
+        if request.idempotency_key:
+            session.add(
+                IdempotencyKey(
+                    user_id=user.id,
+                    key=request.idempotency_key,
+                    request_hash=fingerprint,
+                    response=answer,
+                )
+            )
+            await session.flush()
+        return answer
+
+    async def _insert_message(
+        self,
+        session: AsyncSession,
+        user: User,
+        request: ComposeRequest,
+        plan: ChannelPlan,
+        broadcast_id: str,
+        scheduled: bool,
+        now: datetime,
+    ) -> int:
+        message = Message(
+            broadcast_id=broadcast_id,
+            channel=plan.channel,
+            typology_id=request.typology_id,
+            subject=request.subject,
+            body=request.body,
+            body_html=request.body_html,
+            direction=Direction.SENT,
+            extra=request.extra,
+            cost_per_unit=plan.cost_per_unit,
+            sender_id=user.id,
+            sender_name=user.username,
+            send_at=request.send_at,
+            status=MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
+            total=len(plan.classification.valid)
+            + len(plan.classification.invalid)
+            + len(plan.classification.duplicates),
+            created_at=now,
+        )
+        session.add(message)
+        await session.flush()
+        return message.id
+
+    async def _insert_deliveries(
+        self,
+        session: AsyncSession,
+        message_id: int,
+        plan: ChannelPlan,
+        start_at: datetime,
+        now: datetime,
+    ) -> dict[str, int]:
+        c = plan.classification
+        rows: list[tuple[Any, ...]] = []
+        for t in c.valid:
+            rows.append(
+                (
+                    message_id,
+                    plan.channel,
+                    t.kind,
+                    t.id,
+                    t.address,
+                    DeliveryStatus.PENDING.value,
+                    "",
+                    start_at,
+                )
+            )
+        for status, problems in (
+            (DeliveryStatus.INVALID, c.invalid),
+            (DeliveryStatus.DUPLICATE, c.duplicates),
+        ):
+            for p in problems:
+                rows.append(
+                    (
+                        message_id,
+                        plan.channel,
+                        p.kind,
+                        p.id,
+                        p.address or "",
+                        status.value,
+                        p.reason,
+                        None,
+                    )
+                )
+        await bulk_insert_deliveries(session, rows, now)
+        counts = {
+            DeliveryStatus.PENDING.value: len(c.valid),
+            DeliveryStatus.INVALID.value: len(c.invalid),
+            DeliveryStatus.DUPLICATE.value: len(c.duplicates),
+        }
+        await add_to_counters(session, {(message_id, s): n for s, n in counts.items()})
+        return counts
+
+    async def _insert_attachments(
+        self, session: AsyncSession, message_id: int, saved: list[SavedAttachment]
+    ) -> None:
+        if saved:
+            await session.execute(
+                insert(MessageAttachment),
+                [
+                    {
+                        "message_id": message_id,
+                        "file_name": s.file_name,
+                        "content_type": s.content_type,
+                        "size": s.size,
+                        "sha256": s.sha256,
+                        "storage_path": s.storage_path,
+                    }
+                    for s in saved
+                ],
+            )
+
+
+DELIVERY_COLUMNS = (
+    "message_id",
+    "channel",
+    "recipient_kind",
+    "recipient_id",
+    "address",
+    "status",
+    "status_detail",
+    "next_attempt_at",
+)
+
+
+async def bulk_insert_deliveries(
+    session: AsyncSession, rows: list[tuple[Any, ...]], now: datetime
+) -> None:
+    """Insert delivery rows in bulk: COPY on PostgreSQL, one executemany on SQLite."""
+    if not rows:
+        return
+    columns = (*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at")
+    tail = (0, 0, False, now)
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(
+            "message_recipients", records=[(*row, *tail) for row in rows], columns=list(columns)
+        )
+        return
+    await connection.execute(
+        insert(MessageRecipient), [dict(zip(columns, (*row, *tail), strict=True)) for row in rows]
+    )
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + _ID_CHUNK] for i in range(0, len(ids), _ID_CHUNK)]

@@ -1,0 +1,429 @@
+"""The dispatcher: the outbox worker that delivers queued messages over the channels.
+
+One worker per channel claims due deliveries in batches under a lease, hands them to the channel
+(grouped per message for batching channels, concurrently for per-recipient ones), and records every
+outcome in bulk: success, retry with exponential backoff and jitter, or a final failure. Delivery
+is at-least-once: a crash leaves rows ``sending`` until their lease expires and the rescue puts
+them back; duplicates are bounded by what was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.base import (
+    Channel,
+    Delivery,
+    DeliveryResult,
+    Outcome,
+    OutgoingMessage,
+    StoredAttachment,
+)
+from persistence import outbox
+from persistence.database import SessionFactory
+from persistence.models import DeliveryStatus, Message, MessageAttachment
+from persistence.outbox import ClaimedDelivery, DeliveryUpdate
+from persistence.recipient_kinds import RecipientKindRegistry
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+_FINAL_BY_OUTCOME = {
+    Outcome.SUCCESS: DeliveryStatus.SUCCESS,
+    Outcome.UNKNOWN: DeliveryStatus.UNKNOWN,
+    Outcome.FAILED: DeliveryStatus.FAILED,
+    Outcome.INVALID: DeliveryStatus.INVALID,
+    Outcome.BLOCKED: DeliveryStatus.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    batch_size: int = 200
+    max_attempts: int = 5
+    lease_seconds: float = 60.0
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 600.0
+    concurrency: int = 64
+    idle_poll_seconds: float = 1.0
+    max_inflight_batches: int = 2
+
+    @property
+    def in_flight_limit(self) -> int:
+        """The most deliveries one worker can have handed out at once (bounds crash duplicates)."""
+        return self.batch_size * self.max_inflight_batches
+
+
+def make_batch_key(message_id: int, first_delivery_id: int, attempt: int) -> str:
+    """A provider order id for a batch: ≤ 32 chars of [A-Za-z0-9_.-], the same on a probe."""
+    return f"h{message_id}-{first_delivery_id}-{attempt}"[:32]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        channels: Mapping[str, Channel],
+        recipient_kinds: RecipientKindRegistry,
+        config: DispatcherConfig,
+        clock: Clock,
+        *,
+        attachments_root: Path,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.channels = dict(channels)
+        self._kinds = recipient_kinds
+        self.config = config
+        self._clock = clock
+        self._attachments_root = attachments_root
+        self._rng = rng or random.Random()
+        self.owner = f"w-{uuid.uuid4().hex[:12]}"
+        self._wake = {name: asyncio.Event() for name in self.channels}
+        self._workers: list[asyncio.Task[None]] = []
+        self._messages: dict[int, OutgoingMessage] = {}
+        self._cancelled: set[int] = set()
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.rescue()
+        for name in self.channels:
+            self._workers.append(asyncio.create_task(self._worker(name), name=f"dispatch-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        for channel in self.channels.values():
+            await channel.close()
+
+    def wake(self, channel: str | None = None) -> None:
+        """New deliveries were queued: look now instead of at the next poll."""
+        for name, event in self._wake.items():
+            if channel is None or name == channel:
+                event.set()
+
+    async def rescue(self) -> int:
+        async with self._sessions.begin() as session:
+            rescued = await outbox.rescue_expired(session, self._clock())
+        if rescued:
+            log.warning("rescued %d deliveries left in flight by a stopped worker", rescued)
+            self.wake()
+        return rescued
+
+    async def cancel(self, message_id: int) -> int:
+        """Stop a message now: pending deliveries are cancelled, claimed ones are not sent."""
+        self._cancelled.add(message_id)
+        async with self._sessions.begin() as session:
+            cancelled = await outbox.cancel_message(session, message_id, self._clock())
+        return cancelled
+
+    # --- the worker --------------------------------------------------------------------------
+
+    async def _worker(self, channel: str) -> None:
+        inflight: set[asyncio.Task[int]] = set()
+        wake = self._wake[channel]
+        while True:
+            try:
+                while len(inflight) >= self.config.max_inflight_batches:
+                    _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                claimed = await self._claim(channel)
+                if claimed:
+                    task = asyncio.create_task(self._process(channel, claimed))
+                    inflight.add(task)
+                    task.add_done_callback(_log_failure)
+                    continue
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+            except asyncio.CancelledError:
+                for task in inflight:
+                    task.cancel()
+                await asyncio.gather(*inflight, return_exceptions=True)
+                raise
+            except Exception:  # the database went away, a bug: log, wait, keep the worker alive
+                log.exception("dispatcher worker for %s failed; retrying shortly", channel)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+
+    async def run_once(self, channel: str) -> int:
+        """Claim and deliver one batch in the foreground; the number of deliveries handled."""
+        claimed = await self._claim(channel)
+        return await self._process(channel, claimed) if claimed else 0
+
+    async def drain(self, channel: str | None = None) -> int:
+        """Deliver everything due now (for the CLI and tests); the number handled."""
+        total = 0
+        for name in [channel] if channel else list(self.channels):
+            while handled := await self.run_once(name):
+                total += handled
+        return total
+
+    async def _claim(self, channel: str) -> list[ClaimedDelivery]:
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            return await outbox.claim(
+                session,
+                channel=channel,
+                limit=self.config.batch_size,
+                now=now,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                owner=self.owner,
+            )
+
+    async def _process(self, channel_name: str, claimed: list[ClaimedDelivery]) -> int:
+        channel = self.channels[channel_name]
+        try:
+            messages = await self._load_messages({d.message_id for d in claimed})
+            live = [d for d in claimed if d.message_id not in self._cancelled]
+            results = await asyncio.gather(
+                *(
+                    self._send_group(channel, messages[group[0].message_id], group)
+                    for group in self._group(channel, live)
+                )
+            )
+        except asyncio.CancelledError:
+            async with self._sessions.begin() as session:  # shutting down: hand the batch back
+                await outbox.release(
+                    session, owner=self.owner, ids=[d.id for d in claimed], now=self._clock()
+                )
+            raise
+        cancelled = [
+            DeliveryUpdate(
+                d.id, DeliveryStatus.CANCELLED, d.attempts - 1, "cancelled before sending"
+            )
+            for d in claimed
+            if d.message_id in self._cancelled
+        ]
+        await self._record(live, [r for group in results for r in group], cancelled)
+        return len(claimed)
+
+    def _group(
+        self, channel: Channel, claimed: list[ClaimedDelivery]
+    ) -> list[list[ClaimedDelivery]]:
+        if channel.max_batch <= 1:
+            return [[d] for d in claimed]
+        groups: dict[tuple[int, str | None], list[ClaimedDelivery]] = defaultdict(list)
+        for delivery in claimed:  # a rescued batch stays together so it can be probed as one
+            groups[(delivery.message_id, delivery.batch_key)].append(delivery)
+        chunks: list[list[ClaimedDelivery]] = []
+        for (_, key), members in groups.items():
+            size = len(members) if key else channel.max_batch
+            chunks.extend(members[i : i + size] for i in range(0, len(members), size))
+        return chunks
+
+    async def _send_group(
+        self, channel: Channel, message: OutgoingMessage, group: list[ClaimedDelivery]
+    ) -> list[DeliveryResult]:
+        if message.id in self._cancelled:
+            return [DeliveryResult(d.id, Outcome.FAILED, "cancelled before sending") for d in group]
+        deliveries = [_as_delivery(d) for d in group]
+        async with self._semaphore:
+            try:
+                if channel.max_batch > 1:
+                    return await self._send_batch(channel, message, group, deliveries)
+                return await channel.send(message, deliveries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a channel bug must not lose deliveries: retry them
+                log.exception("channel %s failed on message %s", channel.name, message.id)
+                return DeliveryResult.for_all(
+                    deliveries, Outcome.RETRY, detail=f"internal error: {type(exc).__name__}"
+                )
+
+    async def _send_batch(
+        self,
+        channel: Channel,
+        message: OutgoingMessage,
+        group: list[ClaimedDelivery],
+        deliveries: list[Delivery],
+    ) -> list[DeliveryResult]:
+        if group[0].batch_key is not None:  # sent before a crash or a transient error?
+            probed = await channel.probe(message, deliveries)
+            if probed is not None:
+                return probed
+        key = make_batch_key(message.id, group[0].id, group[0].attempts)
+        async with self._sessions.begin() as session:
+            await outbox.set_batch_key(session, [d.id for d in group], key)
+        keyed = [Delivery(**{**d.__dict__, "batch_key": key}) for d in deliveries]
+        return await channel.send(message, keyed)
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def _backoff(self, attempts: int) -> float:
+        base = self.config.backoff_base_seconds * 2.0 ** max(0, attempts - 1)
+        return min(self.config.backoff_max_seconds, base) * self._rng.uniform(0.5, 1.5)
+
+    def _update_for(
+        self, delivery: ClaimedDelivery, result: DeliveryResult, now: datetime
+    ) -> DeliveryUpdate:
+        attempts = delivery.attempts if result.counts_as_attempt else delivery.attempts - 1
+        if (
+            message_cancelled := delivery.message_id in self._cancelled
+            and result.outcome is Outcome.FAILED
+        ):
+            return DeliveryUpdate(
+                delivery.id, DeliveryStatus.CANCELLED, attempts - 1, result.detail
+            )
+        del message_cancelled
+        if result.outcome is Outcome.RETRY:
+            if attempts >= self.config.max_attempts:
+                return DeliveryUpdate(
+                    delivery.id,
+                    DeliveryStatus.FAILED,
+                    attempts,
+                    detail=f"gave up after {attempts} attempts: {result.detail}",
+                    last_error=result.detail,
+                    batch_key=delivery.batch_key,
+                )
+            if result.retry_after is not None:  # the provider said when: obey, plus a little spread
+                delay = result.retry_after + self._rng.uniform(0, 0.5)
+            else:
+                delay = self._backoff(attempts)
+            return DeliveryUpdate(
+                delivery.id,
+                DeliveryStatus.PENDING,
+                attempts,
+                detail=f"will retry: {result.detail}",
+                last_error=result.detail,
+                next_attempt_at=now + timedelta(seconds=delay),
+                batch_key=delivery.batch_key,
+            )
+        status = _FINAL_BY_OUTCOME[result.outcome]
+        delivered = status in (DeliveryStatus.SUCCESS, DeliveryStatus.UNKNOWN)
+        return DeliveryUpdate(
+            delivery.id,
+            status,
+            attempts,
+            detail=result.detail,
+            last_error=None if delivered else result.detail,
+            provider_id=result.provider_id,
+            sent_number=result.sent_number,
+            sent_at=now if delivered else None,
+            address=result.new_address,
+            next_attempt_at=now,
+            batch_key=delivery.batch_key,
+        )
+
+    async def _record(
+        self,
+        claimed: Sequence[ClaimedDelivery],
+        results: Sequence[DeliveryResult],
+        decided: Sequence[DeliveryUpdate] = (),
+    ) -> None:
+        now = self._clock()
+        by_id = {d.id: d for d in claimed}
+        updates = [
+            self._update_for(by_id[r.delivery_id], r, now)
+            for r in results
+            if r.delivery_id in by_id
+        ]
+        missing = by_id.keys() - {r.delivery_id for r in results}
+        updates += [  # a channel that forgot a delivery: retry it rather than lose it
+            self._update_for(
+                by_id[i], DeliveryResult(i, Outcome.RETRY, "no result from channel"), now
+            )
+            for i in missing
+        ]
+        updates += decided
+        blocked = [by_id[r.delivery_id] for r in results if r.outcome is Outcome.BLOCKED]
+        migrated = [(by_id[r.delivery_id].address, r.new_address) for r in results if r.new_address]
+        async with self._sessions.begin() as session:
+            touched = await outbox.record(session, owner=self.owner, updates=updates)
+            await outbox.finish_messages(session, touched, now)
+            if blocked:
+                await self._flag_blocked(session, blocked)
+            for old, new in migrated:
+                await self._move_chat(session, old, new)
+
+    async def _flag_blocked(
+        self, session: AsyncSession, blocked: Sequence[ClaimedDelivery]
+    ) -> None:
+        chats = {int(d.address) for d in blocked if d.address.lstrip("-").isdigit()}
+        for kind in self._kinds:
+            await session.execute(
+                update(kind.model)
+                .where(kind.model.telegram_chat_id.in_(chats))
+                .values(telegram_blocked=True)
+            )
+
+    async def _move_chat(self, session: AsyncSession, old: str, new: str | None) -> None:
+        if new is None or not old.lstrip("-").isdigit():
+            return
+        for kind in self._kinds:
+            await session.execute(
+                update(kind.model)
+                .where(kind.model.telegram_chat_id == int(old))
+                .values(telegram_chat_id=int(new))
+            )
+
+    # --- message data ------------------------------------------------------------------------
+
+    async def _load_messages(self, ids: set[int]) -> dict[int, OutgoingMessage]:
+        missing = [i for i in ids if i not in self._messages]
+        async with self._sessions() as session:
+            self._cancelled |= await outbox.cancelled_among(session, ids)
+            if missing:
+                rows = (
+                    await session.execute(select(Message).where(Message.id.in_(missing)))
+                ).scalars()
+                files: dict[int, list[StoredAttachment]] = defaultdict(list)
+                for a in (
+                    await session.execute(
+                        select(MessageAttachment)
+                        .where(MessageAttachment.message_id.in_(missing))
+                        .order_by(MessageAttachment.id)
+                    )
+                ).scalars():
+                    assert a.message_id is not None
+                    files[a.message_id].append(
+                        StoredAttachment(
+                            a.file_name,
+                            a.content_type,
+                            a.size,
+                            a.sha256,
+                            self._attachments_root / a.storage_path,
+                        )
+                    )
+                if len(self._messages) > 2000:
+                    self._messages.clear()
+                for m in rows:
+                    self._messages[m.id] = OutgoingMessage(
+                        id=m.id,
+                        channel=m.channel,
+                        subject=m.subject,
+                        body=m.body,
+                        body_html=m.body_html,
+                        attachments=tuple(files[m.id]),
+                        extra=dict(m.extra),
+                    )
+        return {i: self._messages[i] for i in ids}
+
+
+def _as_delivery(d: ClaimedDelivery) -> Delivery:
+    return Delivery(
+        d.id, d.message_id, d.recipient_kind, d.recipient_id, d.address, d.attempts, d.batch_key
+    )
+
+
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("delivery batch failed: %r", exc, exc_info=exc)
