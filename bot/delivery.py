@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from telegram import Bot
-from telegram.request import HTTPXRequest
-
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.settings import Settings
 from channels.base import Channel
@@ -12,6 +9,7 @@ from channels.composer import Composer, ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.rate_limit import TelegramRateLimiter
 from channels.storage_channel import SandboxChannel, StorageChannel
+from channels.telegram_api import BotApiClient
 from channels.telegram_channel import TelegramChannel
 
 
@@ -24,27 +22,18 @@ def build_limiter(settings: Settings) -> TelegramRateLimiter:
     return TelegramRateLimiter(rate)
 
 
-def telegram_bot(endpoint: TelegramEndpoint, pool_size: int) -> Bot:
-    """The broadcast channel's own Bot: its own HTTP pool, apart from the handlers' one."""
-    request = HTTPXRequest(
-        connection_pool_size=pool_size, read_timeout=15.0, write_timeout=15.0, pool_timeout=30.0
-    )
-    return Bot(
-        endpoint.token,
-        base_url=endpoint.base_url,
-        base_file_url=endpoint.base_file_url,
-        request=request,
-    )
+def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:
+    """The broadcast channel's own Bot API client: its own pool, apart from the handlers' Bot."""
+    return BotApiClient(endpoint.token, endpoint.base_url, pool_size=pool_size)
 
 
 async def build_channels(
     settings: Settings, endpoint: TelegramEndpoint, limiter: TelegramRateLimiter
 ) -> dict[str, Channel]:
-    bot = telegram_bot(endpoint, settings.dispatch_concurrency)
-    await bot.initialize()
+    client = telegram_client(endpoint, settings.dispatch_concurrency)
     channels: dict[str, Channel] = {
         "telegram": TelegramChannel(
-            bot,
+            client,
             limiter,
             parse_mode=settings.telegram_parse_mode,
             paid_broadcast=settings.telegram_paid_broadcast,

@@ -29,7 +29,7 @@ from channels.attachments import (
     save_attachment,
 )
 from channels.sms_text import SmsAnalysis, analyse_sms
-from channels.telegram_text import render_text, split_text
+from channels.telegram_text import render_messages
 from persistence.database import SessionFactory
 from persistence.models import (
     DeliveryStatus,
@@ -310,9 +310,7 @@ class Composer:
                 )
         elif channel == "telegram":
             parts = len(
-                split_text(
-                    render_text(request.subject, request.body, self.config.telegram_parse_mode)
-                )
+                render_messages(request.subject, request.body, self.config.telegram_parse_mode)
             )
             plan.telegram_parts = parts
             plan.units_per_recipient = parts + len(request.attachments)

@@ -48,7 +48,11 @@ class TelegramRateLimiter:
     ) -> None:
         # A small margin on the window keeps network jitter from packing N+1 sends into what the
         # server sees as one second.
-        self._global = SlidingWindow(max(1, int(per_second)), 1.0 + safety_margin)
+        limit = max(1, int(per_second))
+        self._global = SlidingWindow(limit, 1.0 + safety_margin)
+        # Spread the second's budget over its tenths: bursts of a full second's worth would reach
+        # Telegram bunched up by network jitter and look like more than N in some window.
+        self._smooth = SlidingWindow(max(1, limit // 10), (1.0 + safety_margin) / 10)
         self._per_chat_interval = per_chat_interval + safety_margin
         self._group_per_minute = group_per_minute
         self._chat_last: dict[int, float] = {}
@@ -76,6 +80,7 @@ class TelegramRateLimiter:
 
     def _take(self, chat_id: int, now: float) -> None:
         self._global.take(now)
+        self._smooth.take(now)
         if chat_id < 0:
             self._groups.setdefault(chat_id, SlidingWindow(self._group_per_minute, 60.0)).take(now)
         else:
@@ -89,7 +94,8 @@ class TelegramRateLimiter:
 
     def _global_wait(self) -> float:
         now = self._clock()
-        return max(self._paused_until, self._global.next_free(now)) - now
+        ready = max(self._paused_until, self._global.next_free(now), self._smooth.next_free(now))
+        return ready - now
 
     async def acquire(self, chat_id: int, *, priority: bool = False) -> None:
         """Wait until a message to ``chat_id`` fits the budget, then take the slot."""

@@ -1,46 +1,29 @@
 """The Telegram channel: texts (split, never truncated), photos and documents, to linked chats.
 
-It has its own ``telegram.Bot`` (its own HTTP pool) and draws on the per-token budget shared with
-the conversation handlers, with the handlers' replies first.
+It has its own Bot API client (its own connection pool) and draws on the per-token budget shared
+with the conversation handlers, whose replies go first.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Sequence
-from datetime import timedelta
-
-from telegram import Bot
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
-from telegram.warnings import PTBDeprecationWarning
 
 from channels.base import (
     Delivery,
     DeliveryResult,
     InvalidAddressError,
-    Outcome,
     OutgoingMessage,
+    Outcome,
     PermanentDeliveryError,
     RecipientBlockedError,
     StoredAttachment,
     TransientDeliveryError,
 )
 from channels.rate_limit import TelegramRateLimiter
-from channels.telegram_text import render_text, split_text
+from channels.telegram_api import BotApiClient, BotApiError, BotApiUnavailableError
+from channels.telegram_text import render_messages
 
-log = logging.getLogger(__name__)
-
-CAPTION_LIMIT = 1024
+PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram's limit for sendPhoto; larger images go as documents
 
 
 class TelegramChannel:
@@ -50,13 +33,13 @@ class TelegramChannel:
 
     def __init__(
         self,
-        bot: Bot,
+        client: BotApiClient,
         limiter: TelegramRateLimiter,
         *,
         parse_mode: str | None = "HTML",
         paid_broadcast: bool = False,
     ) -> None:
-        self._bot = bot
+        self._client = client
         self._limiter = limiter
         self._parse_mode = parse_mode
         self._paid = paid_broadcast
@@ -72,7 +55,7 @@ class TelegramChannel:
         return None  # Telegram cannot tell whether a message was delivered before a crash
 
     async def close(self) -> None:
-        await self._bot.shutdown()
+        await self._client.close()
 
     async def _deliver(self, message: OutgoingMessage, delivery: Delivery) -> DeliveryResult:
         try:
@@ -81,98 +64,82 @@ class TelegramChannel:
             return DeliveryResult(
                 delivery.id, Outcome.INVALID, f"not a chat id: {delivery.address}"
             )
+        moved_to: int | None = None
         try:
             try:
                 ids = await self._send_all(chat_id, message)
-                moved_to = None
-            except ChatMigrated as migrated:  # follow the group's new id, once
-                moved_to = int(migrated.new_chat_id)
+            except BotApiError as exc:
+                if exc.migrate_to_chat_id is None:
+                    raise
+                moved_to = exc.migrate_to_chat_id  # the group became a supergroup: follow once
                 ids = await self._send_all(moved_to, message)
-        except RetryAfter as exc:
-            seconds = _retry_after_seconds(exc)
-            self._limiter.pause(seconds)
-            return DeliveryResult(
-                delivery.id,
-                Outcome.RETRY,
-                f"Telegram asked to wait {seconds:g}s",
-                retry_after=seconds,
-                counts_as_attempt=False,
-            )
-        except (TelegramError, OSError) as exc:
-            error = _classify(exc)
-            return DeliveryResult(
-                delivery.id,
-                error.outcome,
-                error.detail,
-                retry_after=getattr(error, "retry_after", None),
-            )
+        except BotApiError as exc:
+            if exc.code == 429:
+                seconds = exc.retry_after or 1.0
+                self._limiter.pause(seconds)
+                return DeliveryResult(
+                    delivery.id,
+                    Outcome.RETRY,
+                    f"Telegram asked to wait {seconds:g}s",
+                    retry_after=seconds,
+                    counts_as_attempt=False,
+                )
+            error = classify_api_error(exc)
+            return DeliveryResult(delivery.id, error.outcome, error.detail)
+        except BotApiUnavailableError as exc:
+            return DeliveryResult(delivery.id, Outcome.RETRY, str(exc))
+        detail = f"delivered in {len(ids)} message(s)"
+        if moved_to is not None:
+            detail += f" to migrated chat {moved_to}"
         return DeliveryResult(
             delivery.id,
             Outcome.SUCCESS,
-            f"delivered in {len(ids)} message(s)"
-            + (f" to migrated chat {moved_to}" if moved_to else ""),
+            detail,
             provider_id=",".join(str(i) for i in ids)[:64],
             sent_number=len(ids),
             new_address=str(moved_to) if moved_to is not None else None,
         )
 
     async def _send_all(self, chat_id: int, message: OutgoingMessage) -> list[int]:
-        text = render_text(message.subject, message.body, self._parse_mode)
         ids: list[int] = []
-        for part in split_text(text):
+        has_text = bool(message.body.strip() or message.subject.strip())
+        texts = render_messages(message.subject, message.body, self._parse_mode) if has_text else []
+        for part in texts:
             await self._limiter.acquire(chat_id)
-            sent = await self._bot.send_message(
-                chat_id, part, parse_mode=self._parse_mode, allow_paid_broadcast=self._paid or None
+            ids.append(
+                await self._client.send_message(
+                    chat_id, part, parse_mode=self._parse_mode, paid=self._paid
+                )
             )
-            ids.append(sent.message_id)
         for attachment in message.attachments:
             await self._limiter.acquire(chat_id)
             ids.append(await self._send_file(chat_id, attachment))
         return ids
 
     async def _send_file(self, chat_id: int, attachment: StoredAttachment) -> int:
-        with attachment.path.open("rb") as handle:
-            if attachment.is_image and attachment.size <= 10 * 1024 * 1024:
-                sent = await self._bot.send_photo(
-                    chat_id,
-                    handle,
-                    filename=attachment.file_name,
-                    allow_paid_broadcast=self._paid or None,
-                )
-            else:
-                sent = await self._bot.send_document(
-                    chat_id,
-                    handle,
-                    filename=attachment.file_name,
-                    allow_paid_broadcast=self._paid or None,
-                )
-        return sent.message_id
+        return await self._client.send_file(
+            chat_id,
+            attachment.path,
+            as_photo=attachment.is_image and attachment.size <= PHOTO_LIMIT,
+            file_name=attachment.file_name,
+            content_type=attachment.content_type,
+            paid=self._paid,
+        )
 
 
-def _retry_after_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that the attribute becomes a timedelta
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value: object = exc.retry_after
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value)  # type: ignore[arg-type]
-
-
-def _classify(exc: Exception) -> TransientDeliveryError | PermanentDeliveryError:
-    """Map python-telegram-bot's errors to what the dispatcher should do about them."""
-    text = str(exc)
+def classify_api_error(exc: BotApiError) -> TransientDeliveryError | PermanentDeliveryError:
+    """What the dispatcher should do about a Bot API error (429 is handled by the caller)."""
+    text = exc.description
     lowered = text.lower()
-    if isinstance(exc, Forbidden):
+    if exc.code == 403:
         if "blocked" in lowered or "deactivated" in lowered:
             return RecipientBlockedError(text)
         return PermanentDeliveryError(text)
-    if isinstance(exc, BadRequest):
+    if exc.code == 400:
         if "chat not found" in lowered or "user not found" in lowered:
             return InvalidAddressError(text)
         return PermanentDeliveryError(text)
-    if isinstance(exc, InvalidToken):
+    if exc.code in (401, 404):
         # Our configuration, not the recipient: keep the delivery until the token is fixed.
-        return TransientDeliveryError("the bot token was refused by Telegram")
-    if isinstance(exc, TimedOut | NetworkError | OSError):
-        return TransientDeliveryError(text or type(exc).__name__)
-    return TransientDeliveryError(f"{type(exc).__name__}: {text}")
+        return TransientDeliveryError(f"the bot token was refused by Telegram ({exc.code})")
+    return TransientDeliveryError(f"Telegram error {exc.code}: {text}")

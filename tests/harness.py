@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.context import TelegramEndpoint
-from bot.delivery import telegram_bot
+from bot.delivery import telegram_client
 from bot.sandbox.telegram_api import TelegramSimulator
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig, ComposeRequest
@@ -81,8 +81,7 @@ async def pipeline(
     clock = FakeClock()
     limiter = TelegramRateLimiter(rate, per_chat_interval=0.0)
     endpoint = TelegramEndpoint(sim.token, sim.base_url, sim.base_file_url, sandbox=True)
-    bot = telegram_bot(endpoint, pool_size=32)
-    await bot.initialize()
+    bot = telegram_client(endpoint, pool_size=32)
     all_channels: dict[str, Channel] = {
         "telegram": TelegramChannel(bot, limiter, parse_mode="HTML"),
         "storage": StorageChannel(),

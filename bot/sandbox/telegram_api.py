@@ -650,6 +650,7 @@ class TelegramSimulator(UserActions, SentMessages):
         return {
             "received_count": dict(self.received_count),
             "sends": len(self.sends),
+            "distinct_chats": len({chat_id for _, chat_id, _ in self.sends}),
             "max_per_second": self.max_per_window(1.0),
             "min_same_chat_interval": self.min_same_chat_interval(),
             "pending_updates": self.updates.pending_count,

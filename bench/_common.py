@@ -1,0 +1,63 @@
+"""Shared plumbing for the benchmarks: a throwaway PostgreSQL database and simulator processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from persistence.database import create_engine
+from persistence.migrate import upgrade
+
+ADMIN_URL = os.environ.get(
+    "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@asynccontextmanager
+async def throwaway_postgres() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database that is dropped afterwards; yields its URL."""
+    name = f"herald_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        await engine.dispose()
+        yield url
+    finally:
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextmanager
+def simulator_process(service: str, *extra: str) -> Iterator[str]:
+    """Run a simulator in its own process (its own CPU time); yields its base URL."""
+    process = subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-m", "bot.sandbox.serve", service, *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        yield line.removeprefix("READY ")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run(main: object) -> None:
+    asyncio.run(main)  # type: ignore[arg-type]

@@ -1,0 +1,218 @@
+"""Address rules per channel: which recipients can be reached, which are duplicates, and why not.
+
+The composer's presend shows these verdicts to the administrator and the send enqueues only the
+valid targets, so every reason is a short sentence a person can act on. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+CHANNELS = ("email", "sms", "telegram", "storage")
+
+# Separators people type inside phone numbers; anything else (letters, "ext") is refused.
+_PHONE_CHARS = re.compile(r"^\+?[\d\s\-./()]+$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-./()]")
+
+# RFC 5322 dot-atom local part (ASCII): the pragmatic subset every mail server accepts.
+_LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_PART = re.compile(rf"^{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_phone(raw: str, default_region: str) -> str | None:
+    """``raw`` as an E.164 number (``+393471234567``), or ``None`` when it is not a valid number.
+
+    Accepts spaces, dashes, dots and brackets, the international ``00`` prefix, and numbers
+    without ``+`` as Telegram shares them (``393471234567``): an all-digit number of 11 or more
+    digits is first tried as international, then as a national number of ``default_region``.
+    """
+    text = raw.strip()
+    if not text or not _PHONE_CHARS.match(text):
+        return None
+    compact = _PHONE_SEPARATORS.sub("", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    attempts: list[tuple[str, str | None]] = []
+    if compact.startswith("+"):
+        attempts.append((compact, None))
+    else:
+        if len(compact) >= 11:
+            attempts.append(("+" + compact, None))
+        attempts.append((compact, default_region))
+    for number, region in attempts:
+        try:
+            parsed = phonenumbers.parse(number, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _valid_domain(domain: str) -> bool:
+    try:
+        # Internationalised domains are valid in their punycode form.
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or len(ascii_domain) > 253:
+        return False
+    if labels[-1].isdigit():  # a top-level domain is never numeric ("user@1.2.3.4")
+        return False
+    return all(_DOMAIN_LABEL.match(label) for label in labels)
+
+
+def is_valid_email(address: str) -> bool:
+    """A pragmatic syntax check (no DNS): ``local@domain.tld`` as mail servers accept it."""
+    if len(address) > 254 or address.count("@") != 1 or any(c.isspace() for c in address):
+        return False
+    local, domain = address.split("@")
+    if not local or len(local) > 64 or not _LOCAL_PART.match(local):
+        return False
+    return _valid_domain(domain)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recipient as the composer resolved it, with every address it may have."""
+
+    kind: str
+    id: int
+    name: str
+    sms: str | None = None
+    email: str | None = None
+    telegram_chat_id: int | None = None
+    telegram_opted_out: bool = False
+    telegram_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    id: int
+    address: str  # normalised: the email, the E.164 number, the chat id, or "kind:id" for storage
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    id: int
+    address: str | None
+    reason: str
+
+
+@dataclass
+class Classification:
+    valid: list[Target] = field(default_factory=list)
+    duplicates: list[Problem] = field(default_factory=list)
+    invalid: list[Problem] = field(default_factory=list)
+
+
+def _who(kind: str, ident: int) -> str:
+    return f"{kind.replace('_', ' ')} {ident}"
+
+
+# A rule turns a candidate into (address, dedup key) or a reason it cannot be reached.
+_Verdict = tuple[str, str] | str
+_Rule = Callable[[Candidate, str], _Verdict]
+
+
+def _email_rule(candidate: Candidate, _region: str) -> _Verdict:
+    address = (candidate.email or "").strip()
+    if not address:
+        return "no email address"
+    if not is_valid_email(address):
+        return f"invalid email address {address!r}"
+    # Mailboxes are case-insensitive in practice: one message per mailbox, not per spelling.
+    return address, address.lower()
+
+
+def _sms_rule(candidate: Candidate, region: str) -> _Verdict:
+    raw = (candidate.sms or "").strip()
+    if not raw:
+        return "no mobile number"
+    number = normalize_phone(raw, region)
+    if number is None:
+        return f"not a valid phone number {raw!r}"
+    return number, number
+
+
+def _telegram_rule(candidate: Candidate, _region: str) -> _Verdict:
+    if candidate.telegram_chat_id is None:
+        return "not registered with the bot"
+    if candidate.telegram_blocked:
+        return "blocked the bot"
+    if candidate.telegram_opted_out:
+        return "opted out with /stop"
+    chat = str(candidate.telegram_chat_id)
+    return chat, chat
+
+
+def _storage_rule(candidate: Candidate, _region: str) -> _Verdict:
+    # The inbox is keyed by (kind, id): customer 1 and external subject 1 are different people,
+    # which the seed's dedup by bare primary key got wrong.
+    key = f"{candidate.kind}:{candidate.id}"
+    return key, key
+
+
+def _raw_address(channel: str, candidate: Candidate) -> str | None:
+    """The address as stored, shown next to a problem so the administrator can fix it."""
+    if channel == "email":
+        return candidate.email or None
+    if channel == "sms":
+        return candidate.sms or None
+    if channel == "telegram" and candidate.telegram_chat_id is not None:
+        return str(candidate.telegram_chat_id)
+    return None
+
+
+_RULES: dict[str, tuple[_Rule, str]] = {
+    "email": (_email_rule, "email address"),
+    "sms": (_sms_rule, "mobile number"),
+    "telegram": (_telegram_rule, "Telegram chat"),
+    "storage": (_storage_rule, "inbox"),
+}
+
+
+def classify(
+    channel: str, candidates: Iterable[Candidate], *, default_region: str
+) -> Classification:
+    """Sort ``candidates`` into valid targets, duplicates and invalid ones for ``channel``.
+
+    The first candidate with a given address wins; later ones are duplicates naming it. The same
+    recipient listed twice is a duplicate even when it has no usable address.
+    """
+    try:
+        rule, noun = _RULES[channel]
+    except KeyError:
+        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})") from None
+    result = Classification()
+    seen_recipients: set[tuple[str, int]] = set()
+    owner_of: dict[str, tuple[str, int]] = {}
+    for candidate in candidates:
+        ref = (candidate.kind, candidate.id)
+        verdict = rule(candidate, default_region)
+        shown = verdict[0] if isinstance(verdict, tuple) else _raw_address(channel, candidate)
+        if ref in seen_recipients:
+            reason = "listed more than once"
+            result.duplicates.append(Problem(candidate.kind, candidate.id, shown, reason))
+            continue
+        seen_recipients.add(ref)
+        if isinstance(verdict, str):
+            result.invalid.append(Problem(candidate.kind, candidate.id, shown, verdict))
+            continue
+        address, key = verdict
+        if key in owner_of:
+            first = _who(*owner_of[key])
+            reason = f"same {noun} as {first}"
+            result.duplicates.append(Problem(candidate.kind, candidate.id, address, reason))
+            continue
+        owner_of[key] = ref
+        result.valid.append(Target(candidate.kind, candidate.id, address))
+    return result
