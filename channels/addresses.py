@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import phonenumbers
 
@@ -78,8 +79,7 @@ def is_valid_email(address: str) -> bool:
     return _valid_domain(domain)
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A recipient as the composer resolved it, with every address it may have."""
 
     kind: str
@@ -92,15 +92,13 @@ class Candidate:
     telegram_blocked: bool = False
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     kind: str
     id: int
     address: str  # normalised: the email, the E.164 number, the chat id, or "kind:id" for storage
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     kind: str
     id: int
     address: str | None

@@ -31,6 +31,7 @@ from channels.attachments import (
 from channels.sms_text import SmsAnalysis, analyse_sms
 from channels.telegram_text import render_messages
 from persistence.database import SessionFactory
+from persistence.id_filter import id_filters
 from persistence.models import (
     DeliveryStatus,
     Direction,
@@ -46,7 +47,6 @@ from persistence.outbox import add_to_counters
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
 
 CHANNELS = ("telegram", "email", "sms", "storage")
-_ID_CHUNK = 5000  # stays under every driver's bound-parameter limit
 Clock = Callable[[], datetime]
 
 
@@ -347,10 +347,9 @@ class Composer:
                 kind = self._kinds.get(kind_name)
                 if kind.related is None:
                     continue
-                for chunk in _chunks(ids):
-                    for ref in await kind.related(session, chunk):
-                        if ref not in found and ref[0] in self._kinds:
-                            new.setdefault(ref[0], []).append(ref[1])
+                for ref in await kind.related(session, ids):
+                    if ref not in found and ref[0] in self._kinds:
+                        new.setdefault(ref[0], []).append(ref[1])
             frontier = []
             for kind_name, ids in new.items():
                 rows = await self._load(
@@ -378,14 +377,18 @@ class Composer:
             m.telegram_opted_out,
             m.telegram_blocked,
         ).where(kind.visible_to(user))
+        dialect = session.get_bind().dialect.name
         statements = (
-            [columns.where(m.id.in_(chunk)) for chunk in _chunks(ids)]
+            [columns.where(where) for where in id_filters(m.id, ids, dialect)]
             if ids is not None
             else [columns.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)]
         )
         result: dict[RecipientRef, Candidate] = {}
+        connection = await session.connection()  # Core rows: no ORM overhead for 100k rows
         for statement in statements:
-            for rid, name, sms, email, chat, opted_out, blocked in await session.execute(statement):
+            for rid, name, sms, email, chat, opted_out, blocked in await connection.execute(
+                statement
+            ):
                 result[(kind.name, rid)] = Candidate(
                     kind.name, rid, name, sms, email, chat, opted_out, blocked
                 )
@@ -609,7 +612,3 @@ async def bulk_insert_deliveries(
     await connection.execute(
         insert(MessageRecipient), [dict(zip(columns, (*row, *tail), strict=True)) for row in rows]
     )
-
-
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i : i + _ID_CHUNK] for i in range(0, len(ids), _ID_CHUNK)]

@@ -97,6 +97,7 @@ class Dispatcher:
         self._messages: dict[int, OutgoingMessage] = {}
         self._cancelled: set[int] = set()
         self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._stopping = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,12 +106,17 @@ class Dispatcher:
         for name in self.channels:
             self._workers.append(asyncio.create_task(self._worker(name), name=f"dispatch-{name}"))
 
-    async def stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Stop claiming, let batches in flight finish (up to ``grace_seconds``), then cancel.
+
+        Whatever is cancelled mid-batch goes back to ``pending`` (or is rescued by the lease)."""
+        self._stopping = True
+        self.wake()
+        if self._workers:
+            _, unfinished = await asyncio.wait(self._workers, timeout=grace_seconds)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
         for channel in self.channels.values():
             await channel.close()
@@ -141,28 +147,34 @@ class Dispatcher:
     async def _worker(self, channel: str) -> None:
         inflight: set[asyncio.Task[int]] = set()
         wake = self._wake[channel]
-        while True:
-            try:
-                while len(inflight) >= self.config.max_inflight_batches:
-                    _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                claimed = await self._claim(channel)
-                if claimed:
-                    task = asyncio.create_task(self._process(channel, claimed))
-                    inflight.add(task)
-                    task.add_done_callback(_log_failure)
-                    continue
-                wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
-            except asyncio.CancelledError:
-                for task in inflight:
-                    task.cancel()
-                await asyncio.gather(*inflight, return_exceptions=True)
-                raise
-            except Exception:  # the database went away, a bug: log, wait, keep the worker alive
-                log.exception("dispatcher worker for %s failed; retrying shortly", channel)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+        try:
+            while not self._stopping:
+                try:
+                    while len(inflight) >= self.config.max_inflight_batches:
+                        _, inflight = await asyncio.wait(
+                            inflight, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    claimed = await self._claim(channel)
+                    if claimed:
+                        task = asyncio.create_task(self._process(channel, claimed))
+                        task.add_done_callback(_log_failure)
+                        inflight.add(task)
+                        continue
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database went away, a bug: log, wait, keep working
+                    log.exception("dispatcher worker for %s failed; retrying shortly", channel)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+            if inflight:
+                await asyncio.wait(inflight)  # a clean stop finishes what it handed out
+        finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
 
     async def run_once(self, channel: str) -> int:
         """Claim and deliver one batch in the foreground; the number of deliveries handled."""

@@ -262,7 +262,7 @@ class MessageRecipient(Base):
     next_attempt_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
-    batch_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    batch_key: Mapped[str | None] = mapped_column(String(64))
     provider_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_number: Mapped[int] = mapped_column(default=0)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.id_filter import id_filters
 from persistence.models import (
     Customer,
     CustomerTypology,
@@ -71,19 +72,25 @@ class RecipientKindRegistry:
 
 
 async def _subjects_of_customers(session: AsyncSession, ids: Sequence[int]) -> list[RecipientRef]:
-    rows = await session.execute(
-        select(ExternalSubject.id).where(ExternalSubject.related_customer_id.in_(ids))
-    )
-    return [("external_subject", subject_id) for (subject_id,) in rows]
+    found: list[RecipientRef] = []
+    dialect = session.get_bind().dialect.name
+    for where in id_filters(ExternalSubject.related_customer_id, ids, dialect):
+        rows = await session.execute(select(ExternalSubject.id).where(where))
+        found += [("external_subject", subject_id) for (subject_id,) in rows]
+    return found
 
 
 async def _customers_of_subjects(session: AsyncSession, ids: Sequence[int]) -> list[RecipientRef]:
-    rows = await session.execute(
-        select(ExternalSubject.related_customer_id).where(
-            ExternalSubject.id.in_(ids), ExternalSubject.related_customer_id.is_not(None)
+    found: list[RecipientRef] = []
+    dialect = session.get_bind().dialect.name
+    for where in id_filters(ExternalSubject.id, ids, dialect):
+        rows = await session.execute(
+            select(ExternalSubject.related_customer_id).where(
+                where, ExternalSubject.related_customer_id.is_not(None)
+            )
         )
-    )
-    return [("customer", customer_id) for (customer_id,) in rows if customer_id is not None]
+        found += [("customer", customer_id) for (customer_id,) in rows if customer_id is not None]
+    return found
 
 
 def default_registry() -> RecipientKindRegistry:

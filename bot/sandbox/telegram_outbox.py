@@ -60,6 +60,31 @@ class SentMessages:
                 ) from None
         return self.messages_to(chat_id)
 
+    async def wait_for_sends(
+        self,
+        count: int,
+        *,
+        distinct_chats: bool = False,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a test helper with a default deadline
+    ) -> int:
+        """Wait until the bot made ``count`` successful sends (or reached ``count`` chats)."""
+
+        def reached() -> int:
+            return len({chat for _, chat, _ in self.sends}) if distinct_chats else len(self.sends)
+
+        async with self._sent_cond:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._sent_cond.wait_for(
+                        lambda: reached() >= count or self._closing.is_set()
+                    )
+            except TimeoutError:
+                what = "chats reached" if distinct_chats else "sends"
+                raise TimeoutError(
+                    f"expected {count} {what} within {timeout}s, got {reached()}"
+                ) from None
+        return reached()
+
     async def wait_for_messages_after(
         self,
         chat_id: int,

@@ -455,9 +455,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("message_recipients", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_message_recipients_batch_key"), ["batch_key"], unique=False
-        )
-        batch_op.create_index(
             "ix_message_recipients_claim", ["channel", "status", "next_attempt_at"], unique=False
         )
         batch_op.create_index(
@@ -513,7 +510,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_message_recipients_recipient")
         batch_op.drop_index("ix_message_recipients_message_status")
         batch_op.drop_index("ix_message_recipients_claim")
-        batch_op.drop_index(batch_op.f("ix_message_recipients_batch_key"))
 
     op.drop_table("message_recipients")
     op.drop_table("message_counters")

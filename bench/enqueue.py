@@ -1,0 +1,137 @@
+"""Enqueue cost: presend + send of one broadcast to 100,000 recipients on PostgreSQL.
+
+Prints the time to each answer, the peak Python memory of the send (tracemalloc) and the process
+peak RSS, and the ratio to a raw asyncpg ``copy_records_to_table`` of the same 100,000 rows.
+
+Run: ``.venv/bin/python -m bench.enqueue [--recipients N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import asyncpg
+from sqlalchemy import insert, select
+
+from bench._common import throwaway_postgres
+from channels.composer import ComposeRequest, Composer, ComposerConfig
+from persistence.database import create_engine, create_session_factory
+from persistence.models import Customer, User
+from persistence.recipient_kinds import default_registry
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipients", type=int, default=100_000)
+    n = parser.parse_args().recipients
+    async with throwaway_postgres() as url:
+        engine = create_engine(url)
+        sessions = create_session_factory(engine)
+        async with sessions.begin() as session:
+            user = User(username="bench", is_superuser=True)
+            session.add(user)
+            for start in range(0, n, 10_000):
+                await session.execute(
+                    insert(Customer),
+                    [
+                        {
+                            "name": f"C{i}",
+                            "telegram_chat_id": 1_000_000 + i,
+                            "email": f"c{i}@example.com",
+                        }
+                        for i in range(start, min(n, start + 10_000))
+                    ],
+                )
+        async with sessions() as session:
+            ids = list((await session.execute(select(Customer.id).order_by(Customer.id))).scalars())
+        with TemporaryDirectory() as tmp:
+            composer = Composer(
+                sessions,
+                default_registry(),
+                ComposerConfig(attachments_root=Path(tmp)),
+                lambda: datetime.now(UTC),
+            )
+            request = ComposeRequest(
+                channels=["telegram"], body="Benchmark", recipients={"customer": ids}
+            )
+            rss_before = _rss_mb()
+            started = time.perf_counter()
+            plan = await composer.presend(user, request)
+            presend_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            answer = await composer.send(user, request)
+            send_seconds = time.perf_counter() - started
+            rss_after = _rss_mb()
+            # A second, traced send (tracemalloc slows Python down, so it is not timed).
+            tracemalloc.start()
+            await composer.send(user, request)
+            _, send_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        assert plan.channels[0].to_json()["valid"] == n
+        assert answer["messages"][0]["counts"]["pending"] == n
+        message_id = answer["messages"][0]["id"]
+        await engine.dispose()
+
+        raw = await asyncpg.connect(url.replace("+asyncpg", ""))
+        now = datetime.now(UTC)
+        rows = [
+            (
+                message_id,
+                "telegram",
+                "customer",
+                i,
+                str(1_000_000 + i),
+                "pending",
+                "",
+                now,
+                0,
+                0,
+                False,
+                now,
+            )
+            for i in ids
+        ]
+        started = time.perf_counter()
+        await raw.copy_records_to_table(
+            "message_recipients",
+            records=rows,
+            columns=[
+                "message_id",
+                "channel",
+                "recipient_kind",
+                "recipient_id",
+                "address",
+                "status",
+                "status_detail",
+                "next_attempt_at",
+                "attempts",
+                "sent_number",
+                "is_sender",
+                "created_at",
+            ],
+        )
+        copy_seconds = time.perf_counter() - started
+        await raw.close()
+
+    print(f"presend to {n:,} recipients: {presend_seconds:.2f}s")
+    print(f"send to {n:,} recipients: {send_seconds:.2f}s")
+    print(f"presend + send: {presend_seconds + send_seconds:.2f}s")
+    print(f"process peak RSS {rss_after:.0f} MB (was {rss_before:.0f} MB before the broadcast)")
+    print(f"peak Python allocations during a send: {send_peak / 2**20:.0f} MB")
+    print(f"raw asyncpg copy_records_to_table of the same rows: {copy_seconds:.2f}s")
+    print(f"ratio send / raw copy: {send_seconds / copy_seconds:.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
