@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
+from channels.rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
 
@@ -17,6 +18,13 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def telegram_limiter(settings: Settings) -> TelegramRateLimiter:
+    """The bot token's send budget, shared by the handlers' replies and the broadcasts."""
+    paid = settings.telegram_paid_broadcast
+    rate = settings.telegram_paid_rate_per_second if paid else settings.telegram_rate_per_second
+    return TelegramRateLimiter(rate)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class HeraldContext:
     engine: AsyncEngine
     sessions: SessionFactory
     recipient_kinds: RecipientKindRegistry
+    telegram_limiter: TelegramRateLimiter
     clock: Clock = field(default=utc_now)
     telegram: TelegramEndpoint | None = None  # set by the runner once the Bot API is known
 
@@ -46,6 +55,7 @@ class HeraldContext:
             engine=engine,
             sessions=create_session_factory(engine),
             recipient_kinds=default_registry(),
+            telegram_limiter=telegram_limiter(settings),
         )
 
     async def close(self) -> None:

@@ -13,15 +13,6 @@ from channels.telegram_api import BotApiClient
 from channels.telegram_channel import TelegramChannel
 
 
-def build_limiter(settings: Settings) -> TelegramRateLimiter:
-    rate = (
-        settings.telegram_paid_rate_per_second
-        if settings.telegram_paid_broadcast
-        else settings.telegram_rate_per_second
-    )
-    return TelegramRateLimiter(rate)
-
-
 def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:
     """The broadcast channel's own Bot API client: its own pool, apart from the handlers' Bot."""
     return BotApiClient(endpoint.token, endpoint.base_url, pool_size=pool_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 REDACTED = "[REDACTED]"
 
@@ -24,8 +25,10 @@ class RedactingFormatter(logging.Formatter):
 
 
 def _secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    # A secret may also appear URL-encoded (the bot token's ":" as "%3A" in a quoted URL).
+    variants = {v for s in secrets if len(s) >= 4 for v in (s, quote(s, safe=""))}
     # Longest first so a secret containing another is replaced whole.
-    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    values = sorted(variants, key=len, reverse=True)
     return re.compile("|".join(re.escape(v) for v in values)) if values else None
 
 

@@ -22,7 +22,7 @@ class TelegramMode(StrEnum):
 
 class SkebbyAuth(StrEnum):
     SESSION = "session"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - the name of an auth method, not a secret
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -49,13 +49,15 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_path: str = "/telegram/webhook"
+    # Comma-separated update types (e.g. "message,my_chat_member"); empty means every type.
+    telegram_allowed_updates: str = ""
+    telegram_drop_pending_updates: bool = False
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_api_file_url: str = "https://api.telegram.org/file/bot"
     telegram_sandbox_port: int = Field(default=8081, ge=0, le=65535)
     telegram_rate_per_second: PositiveFloat = 30.0
     telegram_paid_broadcast: bool = False
     telegram_paid_rate_per_second: PositiveFloat = Field(default=1000.0, le=1000)
-    telegram_reply_headroom: float = Field(default=0.2, ge=0, lt=1)
     telegram_parse_mode: str | None = Field(default="HTML", pattern="^(HTML|MarkdownV2)$")
     conversation_timeout_seconds: PositiveInt = 900
     persistence_update_interval: PositiveFloat = 5.0
@@ -134,6 +136,12 @@ class Settings(BaseSettings):
         if self.skebby_username and self.skebby_password is None:
             raise ValueError("SKEBBY_PASSWORD: required when SKEBBY_USERNAME is set")
         return self
+
+    @property
+    def allowed_updates(self) -> list[str] | None:
+        """TELEGRAM_ALLOWED_UPDATES as a list; None lets the bot layer ask for every type."""
+        kinds = [kind.strip() for kind in self.telegram_allowed_updates.split(",")]
+        return [kind for kind in kinds if kind] or None
 
     @property
     def sandbox(self) -> bool:

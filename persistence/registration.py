@@ -12,10 +12,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import ColumnElement, Select, insert, literal, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import SessionFactory
@@ -68,7 +80,7 @@ def normalize_phone(raw: str, default_region: str) -> str | None:
     return None
 
 
-def _linked_to(kind: RecipientKind, chat_id: int) -> ColumnElement[bool]:
+def _linked_to(kind: RecipientKind, chat_id: int | BindParameter[int]) -> ColumnElement[bool]:
     model = kind.model
     condition: ColumnElement[bool] = (model.telegram_chat_id == chat_id) & (
         model.telegram_opted_out.is_(False)
@@ -76,7 +88,10 @@ def _linked_to(kind: RecipientKind, chat_id: int) -> ColumnElement[bool]:
     return condition
 
 
-def _linked_query(kinds: RecipientKindRegistry, chat_id: int) -> Select[Any]:
+@lru_cache(maxsize=16)
+def _linked_statement(kinds: tuple[RecipientKind, ...]) -> Select[Any]:
+    """One UNION ALL over every kind, built once per set of kinds (``:chat_id`` bound later)."""
+    chat_id = bindparam("chat_id", type_=BigInteger())
     selects = [
         select(literal(kind.name).label("kind"), kind.model.id, kind.model.name).where(
             _linked_to(kind, chat_id)
@@ -90,7 +105,7 @@ async def linked_recipients(
     session: AsyncSession, kinds: RecipientKindRegistry, chat_id: int
 ) -> list[LinkedRecipient]:
     """The recipients linked to ``chat_id`` that did not opt out (one query for all kinds)."""
-    rows = await session.execute(_linked_query(kinds, chat_id))
+    rows = await session.execute(_linked_statement(tuple(kinds)), {"chat_id": chat_id})
     found = [LinkedRecipient(kind, int(rid), name) for kind, rid, name in rows]
     return sorted(found, key=lambda r: (r.kind, r.id))
 
@@ -99,6 +114,9 @@ async def find_linked(
     sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
 ) -> list[LinkedRecipient]:
     async with sessions() as session:
+        # A single read needs no transaction: skipping BEGIN/ROLLBACK saves two round trips
+        # on every update the access gate looks at.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         return await linked_recipients(session, kinds, chat_id)
 
 
@@ -149,6 +167,11 @@ async def set_blocked(
     return await _flag_chat(sessions, kinds, chat_id, telegram_blocked=blocked)
 
 
+_INSERT_MESSAGE = insert(Message).returning(Message.id)
+_INSERT_SENDER = insert(MessageRecipient)
+_INSERT_COUNTER = insert(MessageCounter)
+
+
 @dataclass(frozen=True)
 class InboundText:
     """A text a linked person wrote to the bot."""
@@ -168,24 +191,21 @@ async def store_inbound(
     One transaction, three statements whatever the number of records. Returns the message id.
     """
     async with sessions.begin() as session:
-        message_id = await session.scalar(
-            insert(Message)
-            .values(
-                broadcast_id=str(uuid.uuid4()),
-                channel=TELEGRAM_CHANNEL,
-                body=inbound.text,
-                direction=Direction.RECEIVED,
-                status=MessageStatus.RECEIVED,
-                sender_name=inbound.sender_name[:150],
-                total=len(senders),
-                finished_at=inbound.received_at,
-                extra={
-                    "telegram_chat_id": inbound.chat_id,
-                    "telegram_message_id": inbound.telegram_message_id,
-                },
-            )
-            .returning(Message.id)
-        )
+        message = {
+            "broadcast_id": str(uuid.uuid4()),
+            "channel": TELEGRAM_CHANNEL,
+            "body": inbound.text,
+            "direction": Direction.RECEIVED,
+            "status": MessageStatus.RECEIVED,
+            "sender_name": inbound.sender_name[:150],
+            "total": len(senders),
+            "finished_at": inbound.received_at,
+            "extra": {
+                "telegram_chat_id": inbound.chat_id,
+                "telegram_message_id": inbound.telegram_message_id,
+            },
+        }
+        message_id = await session.scalar(_INSERT_MESSAGE, message)
         assert message_id is not None
         if senders:
             rows = [
@@ -202,12 +222,9 @@ async def store_inbound(
                 }
                 for sender in senders
             ]
-            await session.execute(insert(MessageRecipient), rows)
-            await session.execute(
-                insert(MessageCounter).values(
-                    message_id=message_id, status=DeliveryStatus.RECEIVED, count=len(senders)
-                )
-            )
+            await session.execute(_INSERT_SENDER, rows)
+            counter = {"message_id": message_id, "status": DeliveryStatus.RECEIVED}
+            await session.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
         return int(message_id)
 
 

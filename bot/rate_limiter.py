@@ -1,0 +1,45 @@
+"""The conversation handlers' side of the per-token Telegram budget.
+
+python-telegram-bot calls ``process_request`` around every Bot API request of the handlers. Sends
+draw on the budget the broadcast channel shares, ahead of any waiting broadcast. A reply to a
+private chat is not held to one per second (the person just wrote to us); groups keep their
+twenty per minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.ext import BaseRateLimiter
+
+from channels.rate_limit import TelegramRateLimiter
+
+JSONDict = dict[str, Any]
+_SENDING_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
+
+
+class SharedBudgetRateLimiter(BaseRateLimiter[None]):
+    def __init__(self, limiter: TelegramRateLimiter) -> None:
+        self._limiter = limiter
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        if endpoint.startswith(_SENDING_PREFIXES):
+            chat = data.get("chat_id")
+            group = isinstance(chat, int) and chat < 0
+            await self._limiter.acquire(chat if group else None, priority=True)
+        return await callback(*args, **kwargs)

@@ -1,0 +1,59 @@
+"""Building Herald's python-telegram-bot Application: endpoint, persistence, context, handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import ApplicationBuilder, BasePersistence, ContextTypes
+
+from bot.context import HeraldContext, TelegramEndpoint
+from bot.handlers import install_handlers, publish_commands
+from bot.handlers.context import HeraldApplication, HeraldCallbackContext
+from bot.rate_limiter import SharedBudgetRateLimiter
+from bot.update_processor import PerChatUpdateProcessor
+from persistence.bot_persistence import DatabasePersistence
+
+CONCURRENT_UPDATES = 64  # updates of different chats handled at once (one at a time per chat)
+
+
+def database_persistence(herald: HeraldContext) -> DatabasePersistence:
+    return DatabasePersistence(
+        herald.sessions, update_interval=herald.settings.persistence_update_interval
+    )
+
+
+def build_application(
+    herald: HeraldContext,
+    endpoint: TelegramEndpoint,
+    *,
+    webhook: bool,
+    persistence: BasePersistence[Any, Any, Any] | None,
+) -> HeraldApplication:
+    """The Application with every handler installed, not yet initialized.
+
+    ``webhook=True`` builds it without an Updater: updates arrive through Herald's own web route.
+    ``persistence=None`` keeps PTB's data in memory only (benchmarks compare the two).
+    """
+    builder = (
+        ApplicationBuilder()
+        .application_class(HeraldApplication, kwargs={"herald": herald})
+        .token(endpoint.token)
+        .base_url(endpoint.base_url)
+        .base_file_url(endpoint.base_file_url)
+        .context_types(ContextTypes(context=HeraldCallbackContext))
+        .concurrent_updates(PerChatUpdateProcessor(CONCURRENT_UPDATES))
+        .post_init(publish_commands)
+        .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
+    )
+    if persistence is not None:
+        builder = builder.persistence(persistence)
+    if webhook:
+        builder = builder.updater(None)
+    application = builder.build()
+    if not isinstance(application, HeraldApplication):  # pragma: no cover - builder contract
+        raise TypeError("ApplicationBuilder did not build a HeraldApplication")
+    install_handlers(application)
+    return application
+
+
+__all__ = ["HeraldApplication", "HeraldCallbackContext", "build_application"]
