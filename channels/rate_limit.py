@@ -78,9 +78,11 @@ class TelegramRateLimiter:
         last = self._chat_last.get(chat_id)
         return now if last is None else max(now, last + self._per_chat_interval)
 
-    def _take(self, chat_id: int, now: float) -> None:
+    def _take(self, chat_id: int | None, now: float) -> None:
         self._global.take(now)
         self._smooth.take(now)
+        if chat_id is None:
+            return
         if chat_id < 0:
             self._groups.setdefault(chat_id, SlidingWindow(self._group_per_minute, 60.0)).take(now)
         else:
@@ -97,8 +99,11 @@ class TelegramRateLimiter:
         ready = max(self._paused_until, self._global.next_free(now), self._smooth.next_free(now))
         return ready - now
 
-    async def acquire(self, chat_id: int, *, priority: bool = False) -> None:
-        """Wait until a message to ``chat_id`` fits the budget, then take the slot."""
+    async def acquire(self, chat_id: int | None, *, priority: bool = False) -> None:
+        """Wait until a message to ``chat_id`` fits the budget, then take the slot.
+
+        ``chat_id=None`` draws on the overall budget only (a reply to someone who just wrote).
+        """
         while True:
             # A chat that must wait (its 1/s) waits on its own, never at the head of the queue.
             if (chat_delay := self.chat_ready_in(chat_id)) > 0:
@@ -111,7 +116,7 @@ class TelegramRateLimiter:
             if taken:
                 return
 
-    async def _take_priority(self, chat_id: int) -> bool:
+    async def _take_priority(self, chat_id: int | None) -> bool:
         self._priority_waiting += 1
         try:
             return await self._take_when_free(chat_id)
@@ -120,7 +125,9 @@ class TelegramRateLimiter:
             if not self._priority_waiting:
                 self._priority_done.set()
 
-    async def _take_when_free(self, chat_id: int, *, yield_to_priority: bool = False) -> bool:
+    async def _take_when_free(
+        self, chat_id: int | None, *, yield_to_priority: bool = False
+    ) -> bool:
         while True:
             if yield_to_priority and self._priority_waiting:
                 self._priority_done.clear()
@@ -135,7 +142,9 @@ class TelegramRateLimiter:
             self._take(chat_id, self._clock())
             return True
 
-    def chat_ready_in(self, chat_id: int) -> float:
+    def chat_ready_in(self, chat_id: int | None) -> float:
         """Seconds until ``chat_id`` may receive again (0 when it may now)."""
+        if chat_id is None:
+            return 0.0
         now = self._clock()
         return max(0.0, self._chat_next_free(chat_id, now) - now)
