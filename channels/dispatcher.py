@@ -98,6 +98,7 @@ class Dispatcher:
         self._cancelled: set[int] = set()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._stopping = False
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,6 +106,7 @@ class Dispatcher:
         await self.rescue()
         for name in self.channels:
             self._workers.append(asyncio.create_task(self._worker(name), name=f"dispatch-{name}"))
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="dispatch-heartbeat")
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let batches in flight finish (up to ``grace_seconds``), then cancel.
@@ -112,6 +114,11 @@ class Dispatcher:
         Whatever is cancelled mid-batch goes back to ``pending`` (or is rescued by the lease)."""
         self._stopping = True
         self.wake()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
         if self._workers:
             _, unfinished = await asyncio.wait(self._workers, timeout=grace_seconds)
             for task in unfinished:
@@ -120,6 +127,23 @@ class Dispatcher:
         self._workers.clear()
         for channel in self.channels.values():
             await channel.close()
+
+    async def renew_leases(self) -> int:
+        async with self._sessions.begin() as session:
+            until = self._clock() + timedelta(seconds=self.config.lease_seconds)
+            return await outbox.extend_leases(session, owner=self.owner, until=until)
+
+    async def _heartbeat(self) -> None:
+        """Renew this worker's leases well before they expire; a dead worker stops renewing."""
+        interval = self.config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)  # a period, not synchronisation
+            try:
+                await self.renew_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: the next beat tries again
+                log.exception("could not renew delivery leases")
 
     def wake(self, channel: str | None = None) -> None:
         """New deliveries were queued: look now instead of at the next poll."""

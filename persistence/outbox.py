@@ -144,6 +144,18 @@ async def claim(
     return claimed
 
 
+async def extend_leases(session: AsyncSession, *, owner: str, until: datetime) -> int:
+    """A live worker's heartbeat: its deliveries stay its own while it is still working on them
+    (waiting out a rate limit or a provider's pause), however long that takes."""
+    result = await session.execute(
+        update(MR)
+        .where(MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def set_batch_key(session: AsyncSession, ids: Sequence[int], key: str | None) -> None:
     """Persist a batch's provider order key before sending, so a rescue can probe for it."""
     await session.execute(

@@ -298,3 +298,19 @@ async def test_background_workers_deliver_without_being_asked(
         async with db.sessions() as session:
             count = len((await session.execute(select(Customer))).all())
         assert count == 5
+
+
+async def test_a_live_worker_keeps_its_deliveries_past_the_lease(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """A worker still waiting on a rate limit renews its lease, so nobody sends its rows twice."""
+    async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
+        ids = await _linked(db, telegram_sim, 3)
+        answer = await p.send(recipients={"customer": ids})
+        claimed = await p.dispatcher._claim("telegram")
+        p.clock.advance(20)
+        assert await p.dispatcher.renew_leases() == 3
+        p.clock.advance(20)  # 40 s after the claim, past the 30 s lease, but renewed at 20 s
+        assert await p.dispatcher.rescue() == 0
+        await p.dispatcher._process("telegram", claimed)
+        assert await p.counters(answer["messages"][0]["id"]) == {"success": 3}
