@@ -1,19 +1,45 @@
-"""The aiohttp application: admin API routes and, in webhook mode, the Telegram webhook route."""
+"""The aiohttp application: admin API routes and, in webhook mode, the Telegram webhook route.
+
+``create_app(context)`` is the single factory. Every route comes from the route table (the views'
+``operations()``), which also writes the OpenAPI document served at ``/api/v1/openapi.json``.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from admin_api import views_inbox, views_invoices, views_messages, views_ops, views_recipients
+from admin_api.auth import KEY_CACHE, OPERATIONS, KeyCache, auth_middleware
 from admin_api.context import API_CONTEXT, ApiContext
+from admin_api.errors import error_middleware, metrics_middleware, request_id_middleware
+from admin_api.openapi import build_document
+from admin_api.routing import Operation
+from admin_api.views_ops import OPENAPI_DOCUMENT
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    """The process is up and serving HTTP."""
-    return web.json_response({"status": "ok"})
+def route_table(context: ApiContext) -> list[Operation]:
+    kinds = context.recipient_kinds.names()
+    return [
+        *views_ops.operations(),
+        *views_messages.operations(),
+        *views_inbox.operations(kinds),
+        *views_recipients.operations(kinds),
+        *views_invoices.operations(),
+    ]
 
 
 def create_app(context: ApiContext) -> web.Application:
-    app = web.Application(client_max_size=context.max_request_bytes)
+    app = web.Application(
+        client_max_size=context.max_request_bytes,
+        middlewares=[request_id_middleware, metrics_middleware, error_middleware, auth_middleware],
+    )
     app[API_CONTEXT] = context
-    app.router.add_get("/healthz", healthz)
+    app[KEY_CACHE] = KeyCache(context.auth_cache_seconds)
+    operations = route_table(context)
+    by_route: dict[object, Operation] = {}
+    for op in operations:
+        route = app.router.add_route(op.method, op.aiohttp_path(), op.handler)
+        by_route[route] = op
+    app[OPERATIONS] = by_route
+    app[OPENAPI_DOCUMENT] = build_document(operations)
     return app

@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy import insert, select
 
 from bench._common import throwaway_postgres
-from channels.composer import ComposeRequest, Composer, ComposerConfig
+from channels.composer import Composer, ComposerConfig, ComposeRequest
 from persistence.database import create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.recipient_kinds import default_registry

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
+from channels.metrics import Metrics
 from channels.rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
@@ -44,6 +45,7 @@ class HeraldContext:
     sessions: SessionFactory
     recipient_kinds: RecipientKindRegistry
     telegram_limiter: TelegramRateLimiter
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default=utc_now)
     telegram: TelegramEndpoint | None = None  # set by the runner once the Bot API is known
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from bot.context import HeraldContext, TelegramEndpoint
+from bot.delivery_sms import build_sms_channel
 from bot.settings import Settings
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.rate_limit import TelegramRateLimiter
-from channels.storage_channel import SandboxChannel, StorageChannel
+from channels.skebby_gateway import SkebbyGateway
+from channels.smtp_channel import EmailChannel, SmtpConfig
+from channels.storage_channel import StorageChannel
 from channels.telegram_api import BotApiClient
 from channels.telegram_channel import TelegramChannel
 
@@ -18,8 +21,29 @@ def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:
     return BotApiClient(endpoint.token, endpoint.base_url, pool_size=pool_size)
 
 
+def email_channel(settings: Settings) -> EmailChannel:
+    """SMTP when SMTP_HOST is set; otherwise the channel records without sending (sandbox)."""
+    if not settings.smtp_host:
+        return EmailChannel(None)
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    config = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=password,
+        starttls=settings.smtp_starttls,
+        ssl=settings.smtp_ssl,
+        timeout=settings.smtp_timeout,
+        sender=settings.email_from,
+    )
+    return EmailChannel(config, attachments_root=settings.data_dir / "attachments")
+
+
 async def build_channels(
-    settings: Settings, endpoint: TelegramEndpoint, limiter: TelegramRateLimiter
+    settings: Settings,
+    endpoint: TelegramEndpoint,
+    limiter: TelegramRateLimiter,
+    skebby: SkebbyGateway | None = None,
 ) -> dict[str, Channel]:
     client = telegram_client(endpoint, settings.dispatch_concurrency)
     channels: dict[str, Channel] = {
@@ -30,8 +54,8 @@ async def build_channels(
             paid_broadcast=settings.telegram_paid_broadcast,
         ),
         "storage": StorageChannel(),
-        "email": SandboxChannel("email", "SMTP_HOST"),
-        "sms": SandboxChannel("sms", "SKEBBY_USERNAME"),
+        "email": email_channel(settings),
+        "sms": build_sms_channel(settings, skebby),
     }
     return channels
 
@@ -72,6 +96,7 @@ def build_dispatcher(context: HeraldContext, channels: dict[str, Channel]) -> Di
         dispatcher_config(context.settings),
         context.clock,
         attachments_root=context.settings.data_dir / "attachments",
+        metrics=context.metrics,
     )
 
 

@@ -24,8 +24,10 @@ from admin_api.app import create_app
 from admin_api.context import ApiContext
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
+from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
 from bot.handlers.context import HeraldApplication
 from bot.jobs import schedule_delivery_jobs
+from bot.operations import readiness_checks, skebby_status
 from bot.sandbox.telegram_api import TelegramSimulator
 from bot.sandbox_mode import sandbox_endpoint, start_simulator, telegram_endpoint
 from bot.settings import Settings, TelegramMode
@@ -33,6 +35,10 @@ from bot.telegram_app import build_application, database_persistence
 from bot.webhook import add_webhook_route, register_webhook
 from channels.composer import Composer
 from channels.dispatcher import Dispatcher
+from channels.skebby_gateway import SkebbyGateway
+from channels.sms_reports import sms_report_job
+from channels.smtp_channel import EmailChannel
+from channels.telegram_channel import TelegramChannel
 from persistence.migrate import ensure_schema_current
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self.dispatcher: Dispatcher | None = None
         self.composer: Composer | None = None
+        self.skebby: SkebbyGateway | None = None
         self.http_port: int | None = None
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
@@ -118,17 +125,34 @@ class Service:
         """The outbox: channels, dispatcher workers, the composer and their scheduled jobs."""
         assert context.telegram is not None and self.scheduler is not None
         settings = self.settings
-        channels = await build_channels(settings, context.telegram, context.telegram_limiter)
+        skebby = build_skebby_gateway(settings)
+        channels = await build_channels(
+            settings, context.telegram, context.telegram_limiter, skebby
+        )
         dispatcher = build_dispatcher(context, channels)
         self.composer = build_composer(context, dispatcher)
         await dispatcher.start()
         self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         self.dispatcher = dispatcher
+        self.skebby = skebby
         schedule_delivery_jobs(self.scheduler, context, dispatcher)
+        if skebby is not None:
+            self.scheduler.add_job(
+                sms_report_job,
+                "interval",
+                minutes=1,
+                max_instances=1,
+                coalesce=True,
+                kwargs=sms_report_job_kwargs(context, skebby),
+                id="sms-reports",
+            )
 
-    def _api_context(self, context: HeraldContext) -> ApiContext:
+    def _api_context(self, context: HeraldContext, application: HeraldApplication) -> ApiContext:
         assert self.composer is not None and self.dispatcher is not None
         settings = self.settings
+        telegram = self.dispatcher.channels["telegram"]
+        email = self.dispatcher.channels["email"]
+        assert isinstance(telegram, TelegramChannel) and isinstance(email, EmailChannel)
         return ApiContext(
             sessions=context.sessions,
             recipient_kinds=context.recipient_kinds,
@@ -136,13 +160,16 @@ class Service:
             cancel=self.dispatcher.cancel,
             max_request_bytes=settings.max_request_bytes,
             max_attachment_bytes=settings.max_attachment_bytes,
+            metrics=context.metrics,
             clock=context.clock,
+            readiness_checks=readiness_checks(application, telegram.client, email, self.skebby),
+            skebby_status=skebby_status(self.skebby),
             default_phone_region=settings.default_phone_region,
         )
 
     async def _start_http(self, context: HeraldContext, application: HeraldApplication) -> None:
         settings = self.settings
-        app = create_app(self._api_context(context))
+        app = create_app(self._api_context(context, application))
         if self.webhook_mode:
             secret = self._webhook_secret_value()
             add_webhook_route(app, settings.telegram_webhook_path, application, secret)

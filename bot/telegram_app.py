@@ -41,7 +41,9 @@ def build_application(
         .base_url(endpoint.base_url)
         .base_file_url(endpoint.base_file_url)
         .context_types(ContextTypes(context=HeraldCallbackContext))
-        .concurrent_updates(PerChatUpdateProcessor(CONCURRENT_UPDATES))
+        .concurrent_updates(
+            PerChatUpdateProcessor(CONCURRENT_UPDATES, on_processed=herald.metrics.update_handled)
+        )
         .post_init(publish_commands)
         .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
     )

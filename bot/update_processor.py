@@ -9,7 +9,7 @@ so one chat flooding the bot slows the others down only once it fills every slot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
@@ -22,12 +22,22 @@ def _chat_key(update: object) -> int | None:
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int) -> None:
+    def __init__(
+        self, max_concurrent_updates: int, *, on_processed: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(max_concurrent_updates)
+        self._on_processed = on_processed
         self._locks: dict[int, asyncio.Lock] = {}
         self._holders: dict[int, int] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
+        try:
+            await self._in_chat_order(update, coroutine)
+        finally:
+            if self._on_processed is not None:
+                self._on_processed()
+
+    async def _in_chat_order(self, update: object, coroutine: Awaitable[object]) -> None:
         key = _chat_key(update)
         if key is None:
             await coroutine

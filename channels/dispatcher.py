@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from channels.base import (
     OutgoingMessage,
     StoredAttachment,
 )
+from channels.metrics import Metrics
 from persistence import outbox
 from persistence.database import SessionFactory
 from persistence.models import DeliveryStatus, Message, MessageAttachment
@@ -83,6 +85,7 @@ class Dispatcher:
         *,
         attachments_root: Path,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self.channels = dict(channels)
@@ -90,6 +93,7 @@ class Dispatcher:
         self.config = config
         self._clock = clock
         self._attachments_root = attachments_root
+        self._metrics = metrics or Metrics()
         self._rng = rng or random.Random()
         self.owner = f"w-{uuid.uuid4().hex[:12]}"
         self._wake = {name: asyncio.Event() for name in self.channels}
@@ -98,6 +102,8 @@ class Dispatcher:
         self._cancelled: set[int] = set()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._stopping = False
+        # Keys given to batches in this process, newer than what their rows were claimed with.
+        self._sent_keys: dict[int, str] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -273,17 +279,23 @@ class Dispatcher:
             return [DeliveryResult(d.id, Outcome.FAILED, "cancelled before sending") for d in group]
         deliveries = [_as_delivery(d) for d in group]
         async with self._semaphore:
+            started = time.perf_counter()
             try:
                 if channel.max_batch > 1:
-                    return await self._send_batch(channel, message, group, deliveries)
-                return await channel.send(message, deliveries)
+                    results = await self._send_batch(channel, message, group, deliveries)
+                else:
+                    results = await channel.send(message, deliveries)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a channel bug must not lose deliveries: retry them
                 log.exception("channel %s failed on message %s", channel.name, message.id)
-                return DeliveryResult.for_all(
+                results = DeliveryResult.for_all(
                     deliveries, Outcome.RETRY, detail=f"internal error: {type(exc).__name__}"
                 )
+            per_delivery = (time.perf_counter() - started) / max(1, len(results))
+            for result in results:
+                self._metrics.delivery(channel.name, result.outcome.value, per_delivery)
+            return results
 
     async def _send_batch(
         self,
@@ -299,6 +311,7 @@ class Dispatcher:
         key = make_batch_key(message.id, group[0].id, group[0].attempts)
         async with self._sessions.begin() as session:
             await outbox.set_batch_key(session, [d.id for d in group], key)
+        self._sent_keys.update((d.id, key) for d in group)
         keyed = [Delivery(**{**d.__dict__, "batch_key": key}) for d in deliveries]
         return await channel.send(message, keyed)
 
@@ -312,6 +325,8 @@ class Dispatcher:
         self, delivery: ClaimedDelivery, result: DeliveryResult, now: datetime
     ) -> DeliveryUpdate:
         attempts = delivery.attempts if result.counts_as_attempt else delivery.attempts - 1
+        # A batch sent under a new key keeps it, so a lost answer is probed rather than resent.
+        key = self._sent_keys.pop(delivery.id, delivery.batch_key)
         if (
             message_cancelled := delivery.message_id in self._cancelled
             and result.outcome is Outcome.FAILED
@@ -328,7 +343,7 @@ class Dispatcher:
                     attempts,
                     detail=f"gave up after {attempts} attempts: {result.detail}",
                     last_error=result.detail,
-                    batch_key=delivery.batch_key,
+                    batch_key=key,
                 )
             if result.retry_after is not None:  # the provider said when: obey, plus a little spread
                 delay = result.retry_after + self._rng.uniform(0, 0.5)
@@ -341,7 +356,7 @@ class Dispatcher:
                 detail=f"will retry: {result.detail}",
                 last_error=result.detail,
                 next_attempt_at=now + timedelta(seconds=delay),
-                batch_key=delivery.batch_key,
+                batch_key=key,
             )
         status = _FINAL_BY_OUTCOME[result.outcome]
         delivered = status in (DeliveryStatus.SUCCESS, DeliveryStatus.UNKNOWN)
@@ -356,7 +371,7 @@ class Dispatcher:
             sent_at=now if delivered else None,
             address=result.new_address,
             next_attempt_at=now,
-            batch_key=delivery.batch_key,
+            batch_key=key,
         )
 
     async def _record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from channels.base import Delivery, DeliveryResult, OutgoingMessage, Outcome
+from channels.base import Delivery, DeliveryResult, Outcome, OutgoingMessage
 
 
 class StorageChannel:

@@ -12,8 +12,8 @@ from channels.base import (
     Delivery,
     DeliveryResult,
     InvalidAddressError,
-    OutgoingMessage,
     Outcome,
+    OutgoingMessage,
     PermanentDeliveryError,
     RecipientBlockedError,
     StoredAttachment,
@@ -53,6 +53,10 @@ class TelegramChannel:
         self, message: OutgoingMessage, deliveries: Sequence[Delivery]
     ) -> list[DeliveryResult] | None:
         return None  # Telegram cannot tell whether a message was delivered before a crash
+
+    @property
+    def client(self) -> BotApiClient:
+        return self._client
 
     async def close(self) -> None:
         await self._client.close()

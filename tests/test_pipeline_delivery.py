@@ -1,4 +1,4 @@
-"""Delivering broadcasts over Telegram and the inbox: outcomes, retries, cancel, schedule, rescue."""
+"""Delivering over Telegram and the inbox: outcomes, retries, cancel, schedule, rescue."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_a_bad_setting_is_named_in_one_line(overrides: dict[str, str], message: 
 
 def test_cli_reports_bad_configuration_without_a_traceback(tmp_path: Path) -> None:
     """`herald run` with PORT=abc prints one error line naming PORT and exits 2."""
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "bot", "run"],
         cwd=tmp_path,
         env={"PORT": "abc", "PATH": "/usr/bin:/bin"},

@@ -1,0 +1,194 @@
+"""Request and response schemas for broadcasts (messages) and their deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from admin_api.schemas import (
+    Body,
+    ChannelName,
+    HtmlText,
+    Id,
+    JsonObject,
+    LongText,
+    PageMeta,
+    PageQuery,
+    Query,
+    Subject,
+    UtcDateTime,
+)
+from persistence.models import DeliveryStatus, Direction, MessageStatus
+
+KindName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
+IdList = Annotated[list[Id], Field(max_length=100_000)]
+
+
+class ComposeBody(Body):
+    """A broadcast: one message per channel to the named recipients and typology selections."""
+
+    channels: list[ChannelName] = Field(min_length=1, max_length=4)
+    subject: Subject = ""
+    body: LongText = ""
+    body_html: HtmlText | None = None
+    typology_id: Id | None = Field(None, description="A message typology.")
+    recipients: dict[KindName, IdList] = Field(
+        default_factory=dict, description='Recipient ids per kind, e.g. {"customer": [1, 2]}.'
+    )
+    typologies: dict[KindName, Annotated[list[Id], Field(max_length=1000)]] = Field(
+        default_factory=dict,
+        description="Every recipient of these typologies, per kind.",
+    )
+    include_related: bool = Field(True, description="Also reach related recipients.")
+    send_at: UtcDateTime | None = Field(None, description="Schedule for later (UTC).")
+    presend: bool = Field(False, description="Dry run: plan only, send nothing.")
+    extra: JsonObject = Field(default_factory=dict)
+
+
+class ComposeQuery(Query):
+    presend: bool = Field(False, description="Dry run (same as presend in the body).")
+
+
+class ProblemOut(BaseModel):
+    kind: str
+    id: int
+    address: str | None
+    reason: str
+
+
+class SmsOut(BaseModel):
+    encoding: str
+    characters: int
+    fragments: int
+    fits: bool
+
+
+class ChannelPlanOut(BaseModel):
+    channel: str
+    valid: int
+    invalid: int
+    duplicate: int
+    invalid_recipients: list[ProblemOut]
+    duplicate_recipients: list[ProblemOut]
+    units: int
+    cost_per_unit: str
+    estimated_cost: str
+    problems: list[str]
+    sms: SmsOut | None = None
+    telegram_parts: int | None = None
+
+
+class RecipientRefOut(BaseModel):
+    kind: str
+    id: int
+
+
+class PlanOut(BaseModel):
+    """The dry run: per-channel counts, problems, SMS encoding and fragments, cost estimate."""
+
+    recipients: int
+    not_visible: list[RecipientRefOut]
+    channels: list[ChannelPlanOut]
+    estimated_cost: str
+
+
+class QueuedMessageOut(BaseModel):
+    id: int
+    channel: str
+    counts: dict[str, int]
+    units: int
+    estimated_cost: str
+
+
+class SendOut(BaseModel):
+    broadcast_id: str
+    status: str
+    send_at: str
+    messages: list[QueuedMessageOut]
+    replayed: bool = False
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    broadcast_id: str
+    channel: str
+    direction: str
+    status: str
+    typology_id: int | None
+    subject: str
+    body: str
+    body_html: str | None
+    sender_id: int | None
+    sender_name: str
+    send_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    cost_per_unit: str
+    invoiced: bool
+    total: int
+    counters: dict[str, int] = Field(description="Deliveries per status, live.")
+    extra: dict[str, object]
+    attachments: list[AttachmentOut] = Field(default_factory=list)
+
+
+class MessagePage(PageMeta):
+    items: list[MessageOut]
+
+
+class MessageQuery(PageQuery):
+    channel: ChannelName | None = None
+    status: MessageStatus | None = None
+    typology_id: Id | None = None
+    direction: Direction | None = None
+    created_from: UtcDateTime | None = Field(None, description="Created at or after (UTC).")
+    created_to: UtcDateTime | None = Field(None, description="Created before (UTC).")
+    sender_id: Id | None = None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    recipient_kind: str
+    recipient_id: int
+    channel: str
+    address: str
+    status: str
+    status_detail: str
+    attempts: int
+    provider_id: str | None
+    last_error: str | None
+    sent_number: int
+    is_sender: bool
+    created_at: datetime
+    sent_at: datetime | None
+    read_at: datetime | None
+
+
+class DeliveryPage(PageMeta):
+    message_id: int
+    items: list[DeliveryOut]
+
+
+class DeliveryQuery(PageQuery):
+    status: DeliveryStatus | None = None
+
+
+class CancelOut(BaseModel):
+    message_id: int
+    cancelled: int = Field(description="Deliveries cancelled before sending.")
+    status: str
+    counters: dict[str, int]
+
+
+class ReadOut(BaseModel):
+    message_id: int
+    read_at: datetime

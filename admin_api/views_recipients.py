@@ -1,0 +1,437 @@
+"""Recipients of every registered kind, their typologies, CSV import, and message typologies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from admin_api.errors import ApiError
+from admin_api.recipient_input import (
+    AddressError,
+    address_error,
+    normalize_addresses,
+    parse_csv,
+)
+from admin_api.routing import (
+    JSON,
+    MULTIPART_ERRORS,
+    RequestBody,
+    Response,
+    context,
+    current_user,
+    id_param,
+    json_body,
+    page_of,
+    parse_query,
+    path_id,
+    recipient_kind,
+    render,
+    require_content_type,
+    require_superuser,
+)
+from admin_api.routing import Operation as Op
+from admin_api.schemas import Deleted
+from admin_api.schemas_recipients import (
+    ImportQuery,
+    ImportReportOut,
+    RecipientCreate,
+    RecipientOut,
+    RecipientPage,
+    RecipientPatch,
+    RecipientQuery,
+    TypologyIn,
+    TypologyOut,
+    TypologyPage,
+    TypologyPatch,
+    TypologyQuery,
+)
+from persistence.models import MessageTypology
+from persistence.recipient_kinds import RecipientKind
+from persistence.recipient_queries import (
+    RecipientFilter,
+    create_recipient,
+    delete_recipient,
+    get_recipient,
+    import_recipients,
+    list_recipients,
+    update_recipient,
+)
+from persistence.typology_queries import (
+    create_typology,
+    delete_typology,
+    get_typology,
+    list_typologies,
+    update_typology,
+)
+
+CSV = "text/csv"
+MULTIPART = "multipart/form-data"
+
+
+def recipient_out(kind: RecipientKind, record: Any) -> RecipientOut:
+    return RecipientOut(
+        id=record.id,
+        kind=kind.name,
+        name=record.name,
+        vat_number=record.vat_number,
+        fiscal_code=record.fiscal_code,
+        sms=record.sms,
+        email=record.email,
+        telegram_chat_id=record.telegram_chat_id,
+        telegram_opted_out=record.telegram_opted_out,
+        telegram_blocked=record.telegram_blocked,
+        note=record.note,
+        extra=record.extra or {},
+        typology_id=record.typology_id,
+        owner_id=record.owner_id,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _normalized(request: web.Request, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return normalize_addresses(values, context(request).default_phone_region)
+    except AddressError as exc:
+        raise address_error(exc) from None
+
+
+# --- recipients --------------------------------------------------------------------------------
+
+
+async def list_recipients_view(request: web.Request) -> web.Response:
+    """Recipients of one kind the caller may see, filtered."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    query = parse_query(request, RecipientQuery)
+    filters = RecipientFilter(
+        typology_id=query.typology_id,
+        search=query.q,
+        has_telegram=query.has_telegram,
+        has_email=query.has_email,
+        has_sms=query.has_sms,
+        blocked=query.blocked,
+        owner_id=query.owner_id,
+    )
+    async with ctx.sessions() as session:
+        page = await list_recipients(session, kind, current_user(request), filters, page_of(query))
+    return render(
+        RecipientPage(
+            items=[recipient_out(kind, r) for r in page.items],
+            limit=page.limit,
+            offset=page.offset,
+            next_offset=page.next_offset,
+        )
+    )
+
+
+async def create_recipient_view(request: web.Request) -> web.Response:
+    """Create a recipient; the caller owns it unless a superuser names another owner."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    body = await json_body(request, RecipientCreate)
+    values = _normalized(request, body.model_dump())
+    async with ctx.sessions.begin() as session:
+        record = await create_recipient(session, kind, current_user(request), values)
+        out = recipient_out(kind, record)
+    return render(out, 201, {"Location": f"/api/v1/recipients/{kind.name}/{out.id}"})
+
+
+async def get_recipient_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    kind = recipient_kind(request)
+    rid = path_id(request, "recipient_id", what=kind.name)
+    async with ctx.sessions() as session:
+        record = await get_recipient(session, kind, current_user(request), rid)
+    return render(recipient_out(kind, record))
+
+
+async def update_recipient_view(request: web.Request) -> web.Response:
+    """Change the fields sent; the phone number is normalised again."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    rid = path_id(request, "recipient_id", what=kind.name)
+    body = await json_body(request, RecipientPatch)
+    values = _normalized(request, body.model_dump(include=body.model_fields_set))
+    async with ctx.sessions.begin() as session:
+        record = await update_recipient(session, kind, current_user(request), rid, values)
+        out = recipient_out(kind, record)
+    return render(out)
+
+
+async def delete_recipient_view(request: web.Request) -> web.Response:
+    """Delete a recipient; the messages and deliveries that named it stay."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    rid = path_id(request, "recipient_id", what=kind.name)
+    async with ctx.sessions.begin() as session:
+        await delete_recipient(session, kind, current_user(request), rid)
+    return render(Deleted())
+
+
+async def _csv_bytes(request: web.Request) -> bytes:
+    given = require_content_type(request, CSV, MULTIPART)
+    if given == CSV:
+        return await request.read()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                return bytes(await part.read())
+    except MULTIPART_ERRORS:
+        raise ApiError(400, "malformed_multipart", "the multipart body is malformed") from None
+    raise ApiError(
+        422,
+        "validation_error",
+        "file: the multipart body needs a part named 'file'",
+        [{"loc": ["body", "file"], "message": "field required"}],
+    )
+
+
+async def import_recipients_view(request: web.Request) -> web.Response:
+    """Create or update recipients from a CSV file with a header row.
+
+    Columns: name (required), vat_number, fiscal_code, sms (or phone), email, telegram_chat_id,
+    note, typology (a name) or typology_id, and id to update an existing recipient.
+    """
+    ctx = context(request)
+    kind = recipient_kind(request)
+    query = parse_query(request, ImportQuery)
+    parsed = parse_csv(await _csv_bytes(request), ctx.default_phone_region)
+    async with ctx.sessions.begin() as session:
+        report = await import_recipients(
+            session, kind, current_user(request), parsed.rows, all_or_nothing=query.all_or_nothing
+        )
+        if not report.applied:
+            await session.rollback()
+    out = ImportReportOut.model_validate(
+        {
+            "created": report.created,
+            "updated": report.updated,
+            "rejected": report.rejected,
+            "applied": report.applied,
+            "ignored_columns": parsed.ignored_columns,
+            "rows": report.rows,
+        }
+    )
+    return render(out, 200 if report.applied else 422)
+
+
+# --- typologies (per recipient kind, and of messages) -------------------------------------------
+
+
+def _typology_model(request: web.Request) -> type[Any]:
+    if "kind" in request.match_info:
+        return recipient_kind(request).typology_model
+    return MessageTypology
+
+
+def _typology_out(record: Any) -> TypologyOut:
+    return TypologyOut.model_validate(record, from_attributes=True)
+
+
+async def list_typologies_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    model = _typology_model(request)
+    query = parse_query(request, TypologyQuery)
+    async with ctx.sessions() as session:
+        page = await list_typologies(session, model, query.q, page_of(query))
+    return render(
+        TypologyPage(
+            items=[_typology_out(t) for t in page.items],
+            limit=page.limit,
+            offset=page.offset,
+            next_offset=page.next_offset,
+        )
+    )
+
+
+async def create_typology_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    model = _typology_model(request)
+    require_superuser(request)
+    body = await json_body(request, TypologyIn)
+    async with ctx.sessions.begin() as session:
+        out = _typology_out(await create_typology(session, model, body.model_dump()))
+    return render(out, 201)
+
+
+async def get_typology_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    model = _typology_model(request)
+    tid = path_id(request, "typology_id")
+    async with ctx.sessions() as session:
+        out = _typology_out(await get_typology(session, model, tid))
+    return render(out)
+
+
+async def update_typology_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    model = _typology_model(request)
+    tid = path_id(request, "typology_id")
+    require_superuser(request)
+    body = await json_body(request, TypologyPatch)
+    async with ctx.sessions.begin() as session:
+        record = await update_typology(
+            session, model, tid, body.model_dump(include=body.model_fields_set)
+        )
+        out = _typology_out(record)
+    return render(out)
+
+
+async def delete_typology_view(request: web.Request) -> web.Response:
+    ctx = context(request)
+    model = _typology_model(request)
+    tid = path_id(request, "typology_id")
+    require_superuser(request)
+    async with ctx.sessions.begin() as session:
+        await delete_typology(session, model, tid)
+    return render(Deleted())
+
+
+def operations(kind_names: list[str]) -> list[Op]:
+    kind_param = {"kind": {"type": "string", "enum": kind_names, "description": "Recipient kind."}}
+    rid = {**kind_param, "recipient_id": id_param("The recipient id.")}
+    base = "/api/v1/recipients/{kind}"
+    ops = [
+        Op(
+            "GET",
+            base,
+            list_recipients_view,
+            "List recipients of a kind",
+            "recipients",
+            {200: Response("A page of recipients.", RecipientPage)},
+            query=RecipientQuery,
+            path_params=kind_param,
+        ),
+        Op(
+            "POST",
+            base,
+            create_recipient_view,
+            "Create a recipient",
+            "recipients",
+            {201: Response("Created.", RecipientOut)},
+            body=RequestBody({JSON: RecipientCreate}),
+            path_params=kind_param,
+        ),
+        Op(
+            "GET",
+            base + "/{recipient_id}",
+            get_recipient_view,
+            "Read a recipient",
+            "recipients",
+            {200: Response("The recipient.", RecipientOut)},
+            path_params=rid,
+        ),
+        Op(
+            "PATCH",
+            base + "/{recipient_id}",
+            update_recipient_view,
+            "Change a recipient",
+            "recipients",
+            {200: Response("The changed recipient.", RecipientOut)},
+            body=RequestBody({JSON: RecipientPatch}),
+            path_params=rid,
+        ),
+        Op(
+            "DELETE",
+            base + "/{recipient_id}",
+            delete_recipient_view,
+            "Delete a recipient (its message history stays)",
+            "recipients",
+            {200: Response("Deleted.", Deleted)},
+            path_params=rid,
+        ),
+        Op(
+            "POST",
+            base + "/import",
+            import_recipients_view,
+            "Import recipients from CSV",
+            "recipients",
+            {
+                200: Response("The import report.", ImportReportOut),
+                422: Response(
+                    "Invalid input, or rows rejected with all_or_nothing (nothing written).",
+                    schema={
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ImportReportOut"},
+                            {"$ref": "#/components/schemas/ErrorOut"},
+                        ]
+                    },
+                ),
+            },
+            query=ImportQuery,
+            body=RequestBody(
+                {
+                    "text/csv": {"type": "string"},
+                    MULTIPART: {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    },
+                }
+            ),
+            path_params=kind_param,
+        ),
+    ]
+    for prefix, tag, params in (
+        (base + "/typologies", "typologies", kind_param),
+        ("/api/v1/message-typologies", "typologies", {}),
+    ):
+        tparams = {**params, "typology_id": id_param("The typology id.")}
+        what = "recipient" if params else "message"
+        ops += [
+            Op(
+                "GET",
+                prefix,
+                list_typologies_view,
+                f"List {what} typologies",
+                tag,
+                {200: Response("A page of typologies.", TypologyPage)},
+                query=TypologyQuery,
+                path_params=params,
+            ),
+            Op(
+                "POST",
+                prefix,
+                create_typology_view,
+                f"Create a {what} typology (superuser)",
+                tag,
+                {201: Response("Created.", TypologyOut)},
+                body=RequestBody({JSON: TypologyIn}),
+                path_params=params,
+                errors=(403, 409),
+            ),
+            Op(
+                "GET",
+                prefix + "/{typology_id}",
+                get_typology_view,
+                f"Read a {what} typology",
+                tag,
+                {200: Response("The typology.", TypologyOut)},
+                path_params=tparams,
+            ),
+            Op(
+                "PATCH",
+                prefix + "/{typology_id}",
+                update_typology_view,
+                f"Change a {what} typology (superuser)",
+                tag,
+                {200: Response("The typology.", TypologyOut)},
+                body=RequestBody({JSON: TypologyPatch}),
+                path_params=tparams,
+                errors=(403, 409),
+            ),
+            Op(
+                "DELETE",
+                prefix + "/{typology_id}",
+                delete_typology_view,
+                f"Delete a {what} typology (superuser)",
+                tag,
+                {200: Response("Deleted.", Deleted)},
+                path_params=tparams,
+                errors=(403,),
+            ),
+        ]
+    return ops

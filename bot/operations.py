@@ -1,0 +1,82 @@
+"""What /readyz checks and what /api/v1/skebby/status reports, built from the running parts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import aiosmtplib
+
+from admin_api.context import ReadinessCheck, SkebbyStatus
+from bot.handlers.context import HeraldApplication
+from channels.skebby_gateway import SkebbyException, SkebbyGateway
+from channels.smtp_channel import EmailChannel, SmtpConfig
+from channels.telegram_api import BotApiClient, BotApiError, BotApiUnavailableError
+
+
+def readiness_checks(
+    application: HeraldApplication,
+    telegram: BotApiClient,
+    email: EmailChannel,
+    skebby: SkebbyGateway | None,
+) -> Mapping[str, ReadinessCheck]:
+    """One check per part that can be down; sandboxed channels have nothing to check."""
+
+    async def bot() -> bool:
+        return application.running
+
+    async def telegram_api() -> bool:
+        try:
+            await telegram.get_me()
+        except (BotApiError, BotApiUnavailableError):
+            return False
+        return True
+
+    checks: dict[str, ReadinessCheck] = {"bot": bot, "telegram": telegram_api}
+    if email.config is not None:
+        checks["smtp"] = _smtp_check(email.config)
+    if skebby is not None:
+        checks["skebby"] = _skebby_check(skebby)
+    return checks
+
+
+def _smtp_check(config: SmtpConfig) -> ReadinessCheck:
+    async def smtp() -> bool:
+        client = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            use_tls=config.ssl,
+            start_tls=config.starttls,
+            timeout=config.timeout,
+        )
+        try:
+            await client.connect()
+            await client.noop()
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            return False
+        return True
+
+    return smtp
+
+
+def _skebby_check(gateway: SkebbyGateway) -> ReadinessCheck:
+    async def skebby() -> bool:
+        try:
+            await gateway.user_status(get_money=False)
+        except SkebbyException:
+            return False
+        return True
+
+    return skebby
+
+
+def skebby_status(gateway: SkebbyGateway | None) -> SkebbyStatus | None:
+    if gateway is None:
+        return None
+
+    async def status() -> dict[str, Any]:
+        return dataclasses.asdict(await gateway.user_status())
+
+    return status

@@ -1,0 +1,181 @@
+"""Reading broadcasts: filtered lists, one message with its live counters, its deliveries.
+
+Owner scoping is applied in every query: a user who is not a superuser reads only the messages
+they sent and what their own recipients wrote in; anything else is "not found".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from persistence.common_queries import (
+    NotFoundError,
+    Page,
+    PageRequest,
+    fetch_page,
+    message_visible,
+    scoped,
+)
+from persistence.models import (
+    Message,
+    MessageAttachment,
+    MessageCounter,
+    MessageRecipient,
+    User,
+)
+from persistence.outbox import read_counters
+from persistence.recipient_kinds import RecipientKindRegistry
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    channel: str | None = None
+    status: str | None = None
+    typology_id: int | None = None
+    direction: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    sender_id: int | None = None
+
+
+@dataclass
+class MessageView:
+    message: Message
+    counters: dict[str, int]
+    attachments: list[MessageAttachment] = field(default_factory=list)
+
+
+async def list_messages(
+    session: AsyncSession,
+    kinds: RecipientKindRegistry,
+    user: User,
+    filters: MessageFilter,
+    page: PageRequest,
+) -> Page[MessageView]:
+    statement = scoped(select(Message), message_visible(kinds, user))
+    if filters.channel is not None:
+        statement = statement.where(Message.channel == filters.channel)
+    if filters.status is not None:
+        statement = statement.where(Message.status == filters.status)
+    if filters.typology_id is not None:
+        statement = statement.where(Message.typology_id == filters.typology_id)
+    if filters.direction is not None:
+        statement = statement.where(Message.direction == filters.direction)
+    if filters.created_from is not None:
+        statement = statement.where(Message.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        statement = statement.where(Message.created_at < filters.created_to)
+    if filters.sender_id is not None:
+        statement = statement.where(Message.sender_id == filters.sender_id)
+    statement = statement.order_by(Message.created_at.desc(), Message.id.desc())
+    rows = await fetch_page(session, statement, page)
+    messages: list[Message] = [row[0] for row in rows.items]
+    counters = await read_counters(session, [m.id for m in messages]) if messages else {}
+    views = [MessageView(m, counters[m.id]) for m in messages]
+    return Page(views, rows.limit, rows.offset, rows.has_more)
+
+
+async def visible_message(
+    session: AsyncSession, kinds: RecipientKindRegistry, user: User, message_id: int
+) -> Message:
+    statement = scoped(
+        select(Message).where(Message.id == message_id), message_visible(kinds, user)
+    )
+    message: Message | None = (await session.execute(statement)).scalar()
+    if message is None:
+        raise NotFoundError(f"message {message_id}")
+    return message
+
+
+async def get_message(
+    session: AsyncSession,
+    kinds: RecipientKindRegistry,
+    user: User,
+    message_id: int,
+    *,
+    with_attachments: bool = True,
+) -> MessageView:
+    """One message and its counters: a handful of rows whatever the number of deliveries."""
+    message = await visible_message(session, kinds, user, message_id)
+    counters = (await read_counters(session, [message_id]))[message_id]
+    attachments: list[MessageAttachment] = []
+    if with_attachments:
+        attachments = list(
+            (
+                await session.execute(
+                    select(MessageAttachment)
+                    .where(MessageAttachment.message_id == message_id)
+                    .order_by(MessageAttachment.id)
+                )
+            ).scalars()
+        )
+    return MessageView(message, counters, attachments)
+
+
+def _message_with_counters(kinds: RecipientKindRegistry, user: User) -> Any:
+    """One round trip: the message's columns once per counter row, and whether it has files."""
+    has_files = exists().where(MessageAttachment.message_id == Message.id).label("has_attachments")
+    statement = (
+        select(
+            Message.__table__,
+            MessageCounter.status.label("counter_status"),
+            MessageCounter.count.label("counter_count"),
+            has_files,
+        )
+        .outerjoin(MessageCounter, MessageCounter.message_id == Message.id)
+        .where(Message.id == bindparam("message_id"))
+    )
+    return scoped(statement, message_visible(kinds, user))
+
+
+_MESSAGE_COLUMNS = tuple(c.key for c in Message.__table__.columns)
+
+
+async def read_message(
+    connection: AsyncConnection, kinds: RecipientKindRegistry, user: User, message_id: int
+) -> MessageView:
+    """The status read (hot path): message and counters in one statement, attachments only
+    when there are some. Meant for a connection in autocommit mode (no BEGIN/ROLLBACK)."""
+    rows = (
+        await connection.execute(_message_with_counters(kinds, user), {"message_id": message_id})
+    ).all()
+    if not rows:
+        raise NotFoundError(f"message {message_id}")
+    first = rows[0]._mapping
+    message = Message(**{key: first[key] for key in _MESSAGE_COLUMNS})
+    counters: dict[str, int] = {}
+    for row in rows:
+        status, count = row._mapping["counter_status"], row._mapping["counter_count"]
+        if status is not None and count:
+            counters[status] = int(count)
+    attachments: list[MessageAttachment] = []
+    if first["has_attachments"]:
+        result = await connection.execute(
+            select(MessageAttachment.__table__)
+            .where(MessageAttachment.message_id == message_id)
+            .order_by(MessageAttachment.id)
+        )
+        attachments = [MessageAttachment(**row._mapping) for row in result]
+    return MessageView(message, counters, attachments)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    kinds: RecipientKindRegistry,
+    user: User,
+    message_id: int,
+    *,
+    status: str | None,
+    page: PageRequest,
+) -> Page[MessageRecipient]:
+    await visible_message(session, kinds, user, message_id)
+    statement = select(MessageRecipient).where(MessageRecipient.message_id == message_id)
+    if status is not None:
+        statement = statement.where(MessageRecipient.status == status)
+    rows = await fetch_page(session, statement.order_by(MessageRecipient.id), page)
+    return Page([row[0] for row in rows.items], rows.limit, rows.offset, rows.has_more)

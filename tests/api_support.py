@@ -1,0 +1,133 @@
+"""The admin API wired to a real database, a composer and a dispatcher, for the API tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from admin_api.app import create_app
+from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
+from channels.base import Channel
+from channels.composer import Composer, ComposerConfig
+from channels.dispatcher import Dispatcher, DispatcherConfig
+from channels.metrics import Metrics
+from channels.storage_channel import SandboxChannel, StorageChannel
+from persistence.api_keys import issue_api_key
+from persistence.models import User
+from persistence.recipient_kinds import default_registry
+from tests.conftest import Database
+from tests.factories import FakeClock
+
+COSTS = {"sms": Decimal("0.05"), "email": Decimal("0.001")}
+
+
+@dataclass
+class Api:
+    db: Database
+    client: TestClient[Any, Any]
+    context: ApiContext
+    dispatcher: Dispatcher
+    clock: FakeClock
+    admin: User
+    admin_key: str
+    keys: dict[str, str] = field(default_factory=dict)
+
+    async def user(self, username: str, *, superuser: bool = False) -> tuple[User, str]:
+        """A user and a fresh API key for them."""
+        async with self.db.sessions.begin() as session:
+            issued = await issue_api_key(session, username, superuser=superuser)
+        self.keys[username] = issued.key
+        return issued.user, issued.key
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        expect: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        headers = {**self.auth(key or self.admin_key), **kwargs.pop("headers", {})}
+        async with self.client.request(method, path, headers=headers, **kwargs) as response:
+            body = await response.json() if response.content_type == "application/json" else None
+            if expect is not None:
+                assert response.status == expect, (response.status, body)
+            return body
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        return await self.call("POST", path, **kwargs)
+
+
+@asynccontextmanager
+async def running_api(
+    db: Database,
+    tmp_path: Path,
+    *,
+    max_request_bytes: int = 1024 * 1024,
+    max_attachment_bytes: int = 64 * 1024,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    skebby_status: SkebbyStatus | None = None,
+    channels: Mapping[str, Channel] | None = None,
+) -> AsyncIterator[Api]:
+    clock = FakeClock()
+    registry = default_registry()
+    all_channels: dict[str, Channel] = {
+        "storage": StorageChannel(),
+        "email": SandboxChannel("email", "SMTP_HOST"),
+        "sms": SandboxChannel("sms", "SKEBBY_USERNAME"),
+        **(channels or {}),
+    }
+    dispatcher = Dispatcher(
+        db.sessions,
+        all_channels,
+        registry,
+        DispatcherConfig(batch_size=100, max_attempts=3, lease_seconds=30),
+        clock,
+        attachments_root=tmp_path / "attachments",
+    )
+    composer = Composer(
+        db.sessions,
+        registry,
+        ComposerConfig(
+            attachments_root=tmp_path / "attachments",
+            costs=COSTS,
+            max_attachment_bytes=max_attachment_bytes,
+        ),
+        clock,
+    )
+    context = ApiContext(
+        sessions=db.sessions,
+        recipient_kinds=registry,
+        composer=composer,
+        cancel=dispatcher.cancel,
+        max_request_bytes=max_request_bytes,
+        max_attachment_bytes=max_attachment_bytes,
+        metrics=Metrics(),
+        clock=clock,
+        readiness_checks=readiness or {},
+        skebby_status=skebby_status,
+        auth_cache_seconds=0,
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(context)))
+    await client.start_server()
+    async with db.sessions.begin() as session:
+        issued = await issue_api_key(session, "admin", superuser=True)
+    try:
+        yield Api(db, client, context, dispatcher, clock, issued.user, issued.key)
+    finally:
+        await client.close()
+        await dispatcher.stop()

@@ -1,0 +1,118 @@
+"""Operations endpoints: liveness, readiness with failing checks, Prometheus metrics, Skebby
+status, request ids, and the generic 500."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persistence.api_keys import revoke_api_key
+from tests.api_support import running_api
+from tests.conftest import Database
+from tests.factories import make_customers
+
+
+async def _ok() -> bool:
+    return True
+
+
+async def _down() -> bool:
+    raise OSError("connection refused")
+
+
+async def _hangs() -> bool:
+    await asyncio.Event().wait()
+    return True
+
+
+async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path) -> None:
+    """/readyz is 503 naming the failing checks (errors and timeouts); /healthz stays 200."""
+    async with running_api(db, tmp_path, readiness={"bot": _ok}) as api:
+        assert (await api.get("/healthz", expect=200)) == {"status": "ok"}
+        ready = await api.get("/readyz", expect=200)
+        assert ready == {"status": "ready", "checks": {"database": True, "bot": True}}
+        api.context.readiness_checks = {"bot": _ok, "smtp": _down, "skebby": _hangs}
+        api.context.readiness_timeout = 0.05
+        async with api.client.get("/readyz") as response:  # public: no key needed
+            assert response.status == 503
+            body = await response.json()
+        assert body["checks"] == {"database": True, "bot": True, "smtp": False, "skebby": False}
+
+
+async def test_metrics_expose_deliveries_requests_and_queue_depth(
+    db: Database, tmp_path: Path
+) -> None:
+    """The Prometheus text counts deliveries, latency, HTTP requests by route, and the queue."""
+    async with running_api(db, tmp_path) as api:
+        (customer,) = await make_customers(db.sessions, 1)
+        await api.post(
+            "/api/v1/messages",
+            json={"channels": ["storage"], "body": "x", "recipients": {"customer": [customer.id]}},
+            expect=202,
+        )
+        api.context.metrics.delivery("telegram", "success", 0.2)
+        api.context.metrics.update_handled()
+        await api.get("/api/v1/messages/12345", expect=404)
+        async with api.client.get("/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = await response.text()
+    assert 'herald_deliveries_total{channel="telegram",status="success"} 1' in text
+    assert 'herald_send_latency_seconds_bucket{channel="telegram",le="0.25"} 1' in text
+    assert "herald_telegram_updates_total 1" in text
+    assert (
+        'herald_http_requests_total{route="/api/v1/messages/{message_id}",status="404"} 1' in text
+    )
+    assert 'herald_queue_depth{channel="storage"} 1' in text
+
+
+async def test_skebby_status_for_superusers_when_configured(db: Database, tmp_path: Path) -> None:
+    """Credits come back as Skebby reports them; unconfigured is 503; others get 403."""
+
+    async def status() -> dict[str, Any]:
+        return {"money": "12.50", "sms": [{"type": "GP", "quantity": 208}]}
+
+    async with running_api(db, tmp_path, skebby_status=status) as api:
+        assert (await api.get("/api/v1/skebby/status", expect=200))["money"] == "12.50"
+        _, key = await api.user("clerk")
+        await api.get("/api/v1/skebby/status", key=key, expect=403)
+        api.context.skebby_status = None
+        unconfigured = await api.get("/api/v1/skebby/status", expect=503)
+        assert unconfigured["error"]["code"] == "not_configured"
+
+
+async def test_unexpected_errors_are_a_generic_500_with_the_request_id(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No traceback leaves the process: the body quotes the request id the log records."""
+
+    async def broken() -> dict[str, Any]:
+        raise ZeroDivisionError("secret detail")
+
+    async with running_api(db, tmp_path, skebby_status=broken) as api:
+        with caplog.at_level(logging.ERROR, logger="admin_api.errors"):
+            async with api.client.get(
+                "/api/v1/skebby/status",
+                headers={**api.auth(api.admin_key), "X-Request-Id": "req-123"},
+            ) as response:
+                assert response.status == 500
+                assert response.headers["X-Request-Id"] == "req-123"
+                body = await response.json()
+    assert body["error"]["code"] == "internal_error"
+    assert "req-123" in body["error"]["message"]
+    assert "secret detail" not in body["error"]["message"]
+    assert "req-123" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+async def test_revoked_key_is_refused(db: Database, tmp_path: Path) -> None:
+    """Revoking a key locks it out (the test API runs without the key cache)."""
+    async with running_api(db, tmp_path) as api:
+        _, key = await api.user("temp")
+        await api.get("/api/v1/messages", key=key, expect=200)
+        async with db.sessions.begin() as session:
+            assert await revoke_api_key(session, key[3:11]) == 1
+        await api.get("/api/v1/messages", key=key, expect=401)

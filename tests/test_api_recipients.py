@@ -1,0 +1,154 @@
+"""Recipients over the admin API: CRUD with E.164 numbers, filters, owner scoping, CSV import,
+and typologies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.api_support import Api, running_api
+from tests.conftest import Database
+
+CUSTOMERS = "/api/v1/recipients/customer"
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_api(db, tmp_path) as running:
+        yield running
+
+
+async def test_create_normalises_the_phone_and_checks_the_email(api: Api) -> None:
+    """Numbers are stored in E.164; a bad number or email is a 422 naming the field."""
+    created = await api.post(
+        CUSTOMERS,
+        json={"name": "Nina", "sms": "333 123 4567", "email": "n@example.org"},
+        expect=201,
+    )
+    assert created["sms"] == "+393331234567" and created["kind"] == "customer"
+    assert created["owner_id"] is None  # a superuser creating for nobody in particular
+    bad_phone = await api.post(CUSTOMERS, json={"name": "X", "sms": "12"}, expect=422)
+    assert bad_phone["error"]["details"][0]["loc"] == ["body", "sms"]
+    bad_email = await api.post(CUSTOMERS, json={"name": "X", "email": "a@b"}, expect=422)
+    assert bad_email["error"]["details"][0]["loc"] == ["body", "email"]
+    no_name = await api.post(CUSTOMERS, json={"sms": "3331234567"}, expect=422)
+    assert no_name["error"]["details"][0]["loc"] == ["body", "name"]
+    unknown_typology = await api.post(CUSTOMERS, json={"name": "X", "typology_id": 9}, expect=422)
+    assert unknown_typology["error"]["details"][0]["loc"] == ["body", "typology_id"]
+    await api.post("/api/v1/recipients/robot", json={"name": "X"}, expect=404)
+
+
+async def test_read_patch_delete_a_recipient(api: Api) -> None:
+    """PATCH changes only the fields sent (the number normalised again); DELETE removes it."""
+    created = await api.post(CUSTOMERS, json={"name": "Ugo", "note": "vip"}, expect=201)
+    path = f"{CUSTOMERS}/{created['id']}"
+    patched = await api.call("PATCH", path, json={"sms": "+39 333 765 4321"}, expect=200)
+    assert patched["sms"] == "+393337654321" and patched["note"] == "vip"
+    cleared = await api.call("PATCH", path, json={"sms": None}, expect=200)
+    assert cleared["sms"] is None
+    await api.call("PATCH", path, json={"name": None}, expect=422)
+    assert (await api.get(path, expect=200))["name"] == "Ugo"
+    await api.call("DELETE", path, expect=200)
+    await api.get(path, expect=404)
+
+
+async def test_filters_find_by_name_channel_and_typology(api: Api) -> None:
+    """Name search, has_telegram/has_email/has_sms, blocked and typology narrow the list."""
+    vip = await api.post(CUSTOMERS + "/typologies", json={"name": "VIP"}, expect=201)
+    await api.post(
+        CUSTOMERS,
+        json={"name": "Anna 100%", "email": "a@example.org", "typology_id": vip["id"]},
+        expect=201,
+    )
+    await api.post(
+        CUSTOMERS, json={"name": "Bruno", "telegram_chat_id": 42, "telegram_blocked": True}
+    )
+    await api.post(CUSTOMERS, json={"name": "Carla", "sms": "3331234567"}, expect=201)
+
+    async def names(query: str) -> list[str]:
+        page = await api.get(f"{CUSTOMERS}?{query}", expect=200)
+        return [r["name"] for r in page["items"]]
+
+    assert await names("q=AR") == ["Carla"]
+    assert await names("q=100%25") == ["Anna 100%"]
+    assert await names("has_telegram=true") == ["Bruno"]
+    assert await names("has_email=false") == ["Bruno", "Carla"]
+    assert await names("has_sms=1") == ["Carla"]
+    assert await names("blocked=true") == ["Bruno"]
+    assert await names(f"typology_id={vip['id']}") == ["Anna 100%"]
+    page = await api.get(f"{CUSTOMERS}?limit=2", expect=200)
+    assert page["next_offset"] == 2
+
+
+async def test_users_see_and_change_only_their_own_recipients(api: Api) -> None:
+    """Another user's recipient is not found for reading, changing or deleting."""
+    alice, alice_key = await api.user("alice")
+    _, bob_key = await api.user("bob")
+    mine = await api.post(CUSTOMERS, key=alice_key, json={"name": "Mine"}, expect=201)
+    assert mine["owner_id"] == alice.id
+    path = f"{CUSTOMERS}/{mine['id']}"
+    await api.get(path, key=bob_key, expect=404)
+    await api.call("PATCH", path, key=bob_key, json={"name": "Stolen"}, expect=404)
+    await api.call("DELETE", path, key=bob_key, expect=404)
+    assert (await api.get(CUSTOMERS, key=bob_key, expect=200))["items"] == []
+    assert len((await api.get(CUSTOMERS, key=alice_key, expect=200))["items"]) == 1
+    forbidden = await api.post(CUSTOMERS + "/typologies", key=alice_key, json={"name": "T"})
+    assert forbidden["error"]["code"] == "forbidden"
+
+
+async def test_csv_import_reports_created_updated_and_rejected_rows(api: Api) -> None:
+    """Good rows are written, bad ones come back with line and reason; ids update records."""
+    await api.post(CUSTOMERS + "/typologies", json={"name": "Retail"}, expect=201)
+    existing = await api.post(CUSTOMERS, json={"name": "Old name"}, expect=201)
+    csv_text = (
+        "name,phone,email,typology,id,colour\n"
+        "Anna,333 111 2222,anna@example.org,retail,,red\n"
+        ",3331112222,,,,\n"
+        "Bad phone,12,,,,\n"
+        "Bad email,,not-an-email,,,\n"
+        "Unknown typology,,,Wholesale,,\n"
+        f"New name,,,,{existing['id']},\n"
+        "Ghost,,,,999999,\n"
+    )
+    report = await api.post(
+        CUSTOMERS + "/import",
+        data=csv_text.encode(),
+        headers={"Content-Type": "text/csv"},
+        expect=200,
+    )
+    assert (report["created"], report["updated"], report["rejected"]) == (1, 1, 5)
+    assert report["ignored_columns"] == ["colour"]
+    rejected = {r["line"]: r["errors"][0]["field"] for r in report["rows"] if r["errors"]}
+    assert rejected == {3: "name", 4: "sms", 5: "email", 6: "typology", 8: "id"}
+    anna = (await api.get(CUSTOMERS + "?q=Anna", expect=200))["items"][0]
+    assert anna["sms"] == "+393331112222" and anna["typology_id"] is not None
+    assert (await api.get(f"{CUSTOMERS}/{existing['id']}", expect=200))["name"] == "New name"
+
+
+async def test_csv_import_all_or_nothing_writes_nothing_on_a_bad_row(api: Api) -> None:
+    """With all_or_nothing one bad row means 422 and no change; multipart uploads work too."""
+    form = aiohttp.FormData()
+    form.add_field("file", b"name,sms\nGood,3331234567\nBad,12\n", filename="people.csv")
+    report = await api.post(CUSTOMERS + "/import?all_or_nothing=true", data=form, expect=422)
+    assert report["applied"] is False and report["rejected"] == 1
+    assert (await api.get(CUSTOMERS, expect=200))["items"] == []
+    no_name = await api.post(
+        CUSTOMERS + "/import", data=b"sms\n333\n", headers={"Content-Type": "text/csv"}
+    )
+    assert no_name["error"]["code"] == "validation_error"
+
+
+async def test_typology_crud_per_kind_and_for_messages(api: Api) -> None:
+    """Typologies are created, renamed, listed and deleted; a duplicate name is a 409."""
+    for base in (CUSTOMERS + "/typologies", "/api/v1/message-typologies"):
+        created = await api.post(base, json={"name": "News", "description": "d"}, expect=201)
+        await api.post(base, json={"name": "news"}, expect=409)
+        path = f"{base}/{created['id']}"
+        renamed = await api.call("PATCH", path, json={"name": "Alerts"}, expect=200)
+        assert renamed["name"] == "Alerts" and renamed["description"] == "d"
+        assert [t["name"] for t in (await api.get(base, expect=200))["items"]] == ["Alerts"]
+        await api.call("DELETE", path, expect=200)
+        await api.get(path, expect=404)
