@@ -13,6 +13,7 @@ from channels.dispatcher import DispatcherConfig
 from persistence.models import Customer, MessageRecipient
 from persistence.outbox import read_counters
 from persistence.recipient_kinds import default_registry
+from tests.bot_support import wait_until
 from tests.conftest import Database
 from tests.factories import FakeClock, make_customers, make_user
 from tests.service_process import ServiceProcess
@@ -62,6 +63,13 @@ async def test_kill_9_mid_broadcast_then_restart_delivers_everything(
         restarted = ServiceProcess.for_simulator(tmp_path, db.url, telegram_sim, **settings)
         await restarted.start()
         await telegram_sim.wait_for_sends(RECIPIENTS, distinct_chats=True, timeout=240)
+
+        async def all_final() -> bool:  # a chat reached before the crash may still be retrying
+            async with db.sessions() as session:
+                counters = (await read_counters(session, [message_id]))[message_id]
+            return not counters.get("pending") and not counters.get("sending")
+
+        await wait_until(all_final, within=60, what="every delivery reached a final status")
         assert await restarted.terminate() == 0
     finally:
         await service.kill()
