@@ -29,6 +29,7 @@ from sqlalchemy import insert, select
 from admin_api.app import create_app
 from admin_api.context import ApiContext
 from bench._common import throwaway_postgres
+from bot import event_loop
 from channels.composer import Composer, ComposerConfig, bulk_insert_deliveries
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
@@ -205,6 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        print(json.dumps(asyncio.run(_drive(json.loads(args.load)))))
+        print(json.dumps(event_loop.run(_drive(json.loads(args.load)))))
     else:
-        asyncio.run(main(args.duration, args.concurrency))
+        event_loop.run(main(args.duration, args.concurrency))

@@ -21,6 +21,7 @@ import aiohttp
 from sqlalchemy import insert
 
 from bench._common import simulator_process, throwaway_postgres
+from bot import event_loop
 from bot.context import TelegramEndpoint
 from bot.delivery import telegram_client
 from channels.composer import Composer, ComposerConfig, ComposeRequest
@@ -172,4 +173,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

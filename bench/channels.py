@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
 from bench._common import simulator_process, throwaway_postgres
+from bot import event_loop
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
@@ -215,4 +216,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

@@ -9,7 +9,6 @@ Run: ``.venv/bin/python -m bench.enqueue [--recipients N]``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import resource
 import time
 import tracemalloc
@@ -21,6 +20,7 @@ import asyncpg
 from sqlalchemy import insert, select
 
 from bench._common import throwaway_postgres
+from bot import event_loop
 from channels.composer import Composer, ComposerConfig, ComposeRequest
 from persistence.database import create_engine, create_session_factory
 from persistence.models import Customer, User
@@ -134,4 +134,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot import cli_admin
+from bot import cli_admin, event_loop
 from bot.chat_client import ChatOptions, SandboxUnreachableError, chat
 from bot.logging_setup import configure_logging
 from bot.sandbox_mode import SANDBOX_HOST, telegram_endpoint
@@ -194,7 +194,7 @@ async def _run(settings: Settings) -> None:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "run":
-        asyncio.run(_run(settings))
+        event_loop.run(_run(settings))
     elif args.command == "db" and args.db_command == "upgrade":
         asyncio.run(_db_upgrade(settings))
     elif args.command == "db" and args.db_command == "current":

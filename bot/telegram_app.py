@@ -9,6 +9,7 @@ from telegram.ext import ApplicationBuilder, BasePersistence, ContextTypes
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.handlers import install_handlers, publish_commands
 from bot.handlers.context import HeraldApplication, HeraldCallbackContext
+from bot.aiohttp_request import AiohttpRequest
 from bot.rate_limiter import SharedBudgetRateLimiter
 from bot.update_processor import PerChatUpdateProcessor
 from persistence.bot_persistence import DatabasePersistence
@@ -46,6 +47,8 @@ def build_application(
         )
         .post_init(publish_commands)
         .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
+        .request(AiohttpRequest(pool_size=CONCURRENT_UPDATES))
+        .get_updates_request(AiohttpRequest(pool_size=1))
     )
     if persistence is not None:
         builder = builder.persistence(persistence)

@@ -59,8 +59,10 @@ def create_engine(raw_url: str, *, echo: bool = False, pool_size: int = 10) -> A
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
+    # fails once and is discarded; connections are recycled before servers time them out.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 
