@@ -64,6 +64,7 @@ class Service:
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
         self._stack = AsyncExitStack()
+        self._stopped = False
 
     @property
     def webhook_mode(self) -> bool:
@@ -221,6 +222,10 @@ class Service:
         log.info("Telegram bot is polling for updates")
 
     async def stop(self) -> None:
+        """Stop everything that started, in reverse order; calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self._stack.aclose()
         log.info("Herald stopped")
 

@@ -105,6 +105,23 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     persistence_retention_days: PositiveInt = 180
 
+    @field_validator(
+        "telegram_bot_token",
+        "telegram_webhook_url",
+        "telegram_webhook_secret",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "skebby_username",
+        "skebby_password",
+        "skebby_sender",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``NAME=`` (as in a copied .env.example) means not set, not an empty secret."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

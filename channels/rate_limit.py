@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 MonotonicClock = Callable[[], float]
 
@@ -45,6 +45,7 @@ class TelegramRateLimiter:
         group_per_minute: int = 20,
         safety_margin: float = 0.02,
         clock: MonotonicClock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         # A small margin on the window keeps network jitter from packing N+1 sends into what the
         # server sees as one second.
@@ -59,6 +60,7 @@ class TelegramRateLimiter:
         self._groups: dict[int, SlidingWindow] = {}
         self._paused_until = 0.0
         self._clock = clock
+        self._sleep = sleep  # with ``clock``, replaceable by a simulated clock in tests
         self._broadcast_gate = asyncio.Lock()
         self._priority_waiting = 0
         self._priority_done = asyncio.Event()
@@ -107,7 +109,7 @@ class TelegramRateLimiter:
         while True:
             # A chat that must wait (its 1/s) waits on its own, never at the head of the queue.
             if (chat_delay := self.chat_ready_in(chat_id)) > 0:
-                await asyncio.sleep(chat_delay)  # pacing to the provider's limit
+                await self._sleep(chat_delay)  # pacing to the provider's limit
             if priority:
                 taken = await self._take_priority(chat_id)
             else:
@@ -135,7 +137,7 @@ class TelegramRateLimiter:
                 continue
             delay = self._global_wait()
             if delay > 0:
-                await asyncio.sleep(delay)  # pacing to the provider's limit
+                await self._sleep(delay)  # pacing to the provider's limit
                 continue
             if self.chat_ready_in(chat_id) > 0:
                 return False  # someone else wrote to this chat meanwhile: wait for it again

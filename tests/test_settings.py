@@ -56,3 +56,12 @@ def test_cli_reports_bad_configuration_without_a_traceback(tmp_path: Path) -> No
     assert result.stderr.strip().startswith("herald: configuration error: PORT:")
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_empty_values_from_a_copied_env_example_mean_unset() -> None:
+    """`TELEGRAM_BOT_TOKEN=` and friends, left empty, keep sandbox mode instead of failing."""
+    settings = load_settings(
+        _env_file=None, telegram_bot_token="", smtp_host=" ", skebby_username=""
+    )
+    assert settings.sandbox
+    assert settings.smtp_host is None and settings.skebby_username is None
