@@ -6,10 +6,10 @@ from typing import Any
 
 from telegram.ext import ApplicationBuilder, BasePersistence, ContextTypes
 
+from bot.aiohttp_request import AiohttpRequest
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.handlers import install_handlers, publish_commands
 from bot.handlers.context import HeraldApplication, HeraldCallbackContext
-from bot.aiohttp_request import AiohttpRequest
 from bot.rate_limiter import SharedBudgetRateLimiter
 from bot.update_processor import PerChatUpdateProcessor
 from persistence.bot_persistence import DatabasePersistence
