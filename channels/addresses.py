@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 import phonenumbers
@@ -25,6 +26,7 @@ _LOCAL_PART = re.compile(rf"^{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*$")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
+@lru_cache(maxsize=200_000)  # parsing is ~0.2 ms; broadcasts go to the same numbers again
 def normalize_phone(raw: str, default_region: str) -> str | None:
     """``raw`` as an E.164 number (``+393471234567``), or ``None`` when it is not a valid number.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, exists, select
@@ -117,8 +118,13 @@ async def get_message(
     return MessageView(message, counters, attachments)
 
 
-def _message_with_counters(kinds: RecipientKindRegistry, user: User) -> Any:
-    """One round trip: the message's columns once per counter row, and whether it has files."""
+@lru_cache(maxsize=1024)
+def _message_with_counters(kinds: RecipientKindRegistry, user_id: int, superuser: bool) -> Any:
+    """One round trip: the message's columns once per counter row, and whether it has files.
+
+    Built once per caller and reused, so SQLAlchemy's cache key is computed once, not per read.
+    """
+    user = User(id=user_id, is_superuser=superuser)
     has_files = exists().where(MessageAttachment.message_id == Message.id).label("has_attachments")
     statement = (
         select(
@@ -142,7 +148,9 @@ async def read_message(
     """The status read (hot path): message and counters in one statement, attachments only
     when there are some. Meant for a connection in autocommit mode (no BEGIN/ROLLBACK)."""
     rows = (
-        await connection.execute(_message_with_counters(kinds, user), {"message_id": message_id})
+        await connection.execute(
+            _message_with_counters(kinds, user.id, user.is_superuser), {"message_id": message_id}
+        )
     ).all()
     if not rows:
         raise NotFoundError(f"message {message_id}")
