@@ -43,6 +43,7 @@ class TelegramChannel:
         self._limiter = limiter
         self._parse_mode = parse_mode
         self._paid = paid_broadcast
+        self._rendered: tuple[int, list[str]] | None = None
 
     async def send(
         self, message: OutgoingMessage, deliveries: Sequence[Delivery]
@@ -106,9 +107,7 @@ class TelegramChannel:
 
     async def _send_all(self, chat_id: int, message: OutgoingMessage) -> list[int]:
         ids: list[int] = []
-        has_text = bool(message.body.strip() or message.subject.strip())
-        texts = render_messages(message.subject, message.body, self._parse_mode) if has_text else []
-        for part in texts:
+        for part in self._texts(message):
             await self._limiter.acquire(chat_id)
             ids.append(
                 await self._client.send_message(
@@ -119,6 +118,17 @@ class TelegramChannel:
             await self._limiter.acquire(chat_id)
             ids.append(await self._send_file(chat_id, attachment))
         return ids
+
+    def _texts(self, message: OutgoingMessage) -> list[str]:
+        """The message rendered and split once, then reused for every recipient."""
+        cached = self._rendered
+        if cached is None or cached[0] != message.id:
+            has_text = bool(message.body.strip() or message.subject.strip())
+            texts = (
+                render_messages(message.subject, message.body, self._parse_mode) if has_text else []
+            )
+            cached = self._rendered = (message.id, texts)
+        return cached[1]
 
     async def _send_file(self, chat_id: int, attachment: StoredAttachment) -> int:
         return await self._client.send_file(
