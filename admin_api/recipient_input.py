@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from admin_api.errors import ApiError
-from channels.addresses import is_valid_email, normalize_phone
+from channels.addresses import is_valid_email
+from persistence.phones import normalize_phone
 from persistence.recipient_queries import ImportRow
 
 _OPTIONAL_TEXT = ("vat_number", "fiscal_code", "sms", "email")

@@ -27,8 +27,9 @@ from persistence.migrate import (
     head_revision,
     upgrade,
 )
+from persistence.phones import normalize_phone
 from persistence.recipient_kinds import default_registry
-from persistence.registration import add_recipient, normalize_phone
+from persistence.registration import add_recipient
 
 log = logging.getLogger("herald")
 

@@ -7,30 +7,35 @@ stored E.164 form; nothing here guesses with suffixes.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, cast
 
-import phonenumbers
 from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    Integer,
     Select,
+    String,
+    Table,
+    TextClause,
     bindparam,
     insert,
     literal,
     select,
+    text,
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import SessionFactory
+from persistence.driver_sql import autocommit, driver_statement, engine_of
 from persistence.models import (
     DeliveryStatus,
     Direction,
@@ -42,7 +47,6 @@ from persistence.models import (
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry
 
 TELEGRAM_CHANNEL = "telegram"
-_PHONE_NOISE = re.compile(r"[\s().\-/]")
 
 
 @dataclass(frozen=True)
@@ -52,32 +56,6 @@ class LinkedRecipient:
     kind: str
     id: int
     name: str
-
-
-def normalize_phone(raw: str, default_region: str) -> str | None:
-    """The E.164 form of ``raw``, or None when it is not a valid number.
-
-    Telegram sends contact numbers without the leading ``+`` (``393331234567``), so an
-    international reading is tried first and the national reading in ``default_region`` second.
-    """
-    cleaned = _PHONE_NOISE.sub("", raw.strip())
-    if not cleaned:
-        return None
-    candidates: list[tuple[str, str | None]] = []
-    if cleaned.startswith("+"):
-        candidates.append((cleaned, None))
-    else:
-        if cleaned.isdigit():
-            candidates.append(("+" + cleaned, None))
-        candidates.append((cleaned, default_region))
-    for candidate, region in candidates:
-        try:
-            parsed = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return None
 
 
 def _linked_to(kind: RecipientKind, chat_id: int | BindParameter[int]) -> ColumnElement[bool]:
@@ -110,14 +88,39 @@ async def linked_recipients(
     return sorted(found, key=lambda r: (r.kind, r.id))
 
 
+@lru_cache(maxsize=16)
+def _linked_text(kinds: tuple[RecipientKind, ...]) -> TextClause:
+    """``_linked_statement`` as prebuilt text: no cache key to generate on every update."""
+    selects: list[str] = []
+    names: list[BindParameter[str]] = []
+    for n, kind in enumerate(kinds):
+        table: Table = kind.model.__table__
+        selects.append(
+            f"SELECT :kind_{n} AS kind, id, name FROM {table.name} "  # noqa: S608 - table names
+            "WHERE telegram_chat_id = :chat_id AND NOT telegram_opted_out"
+        )
+        names.append(bindparam(f"kind_{n}", kind.name, type_=String()))
+    statement = text(" UNION ALL ".join(selects)).bindparams(
+        *names, bindparam("chat_id", type_=BigInteger())
+    )
+    return statement
+
+
 async def find_linked(
     sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
 ) -> list[LinkedRecipient]:
-    async with sessions() as session:
-        # A single read needs no transaction: skipping BEGIN/ROLLBACK saves two round trips
-        # on every update the access gate looks at.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return await linked_recipients(session, kinds, chat_id)
+    """``linked_recipients`` on an autocommit connection: one round trip, no transaction."""
+    statement = _linked_text(tuple(kinds))
+    engine = engine_of(sessions)
+    rows: Any
+    if engine.dialect.name == "postgresql":
+        rows = await driver_statement(statement, engine.dialect).fetch(engine, {"chat_id": chat_id})
+    else:
+        async with engine.connect() as connection:
+            await autocommit(connection)
+            rows = (await connection.execute(statement, {"chat_id": chat_id})).all()
+    found = [LinkedRecipient(kind, int(rid), name) for kind, rid, name in rows]
+    return sorted(found, key=lambda r: (r.kind, r.id))
 
 
 async def link_phone(
@@ -167,11 +170,6 @@ async def set_blocked(
     return await _flag_chat(sessions, kinds, chat_id, telegram_blocked=blocked)
 
 
-_INSERT_MESSAGE = insert(Message).returning(Message.id)
-_INSERT_SENDER = insert(MessageRecipient)
-_INSERT_COUNTER = insert(MessageCounter)
-
-
 @dataclass(frozen=True)
 class InboundText:
     """A text a linked person wrote to the bot."""
@@ -183,49 +181,151 @@ class InboundText:
     received_at: datetime
 
 
+_MESSAGES: Final = cast(Table, Message.__table__)
+_RECIPIENTS: Final = cast(Table, MessageRecipient.__table__)
+_COUNTERS: Final = cast(Table, MessageCounter.__table__)
+# Core, not the ORM's bulk paths: the column defaults apply all the same.
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_SENDER = insert(_RECIPIENTS)
+_INSERT_COUNTER = insert(_COUNTERS)
+
+
+def _scalar_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
+    """The Python-side scalar defaults of ``table``'s columns not in ``given`` (what Core adds)."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None or not default.is_scalar:
+            continue
+        defaults[column.name] = getattr(default, "arg", None)
+    return defaults
+
+
+_MESSAGE_GIVEN: Final = (
+    "broadcast_id",
+    "channel",
+    "body",
+    "direction",
+    "status",
+    "sender_name",
+    "total",
+    "finished_at",
+    "extra",
+)
+_SENDER_GIVEN: Final = (
+    "message_id",
+    "channel",
+    "recipient_kind",
+    "recipient_id",
+    "address",
+    "status",
+    "is_sender",
+    "provider_id",
+    "sent_at",
+)
+_MESSAGE_DEFAULTS: Final = {
+    f"m_{name}": value for name, value in _scalar_defaults(_MESSAGES, _MESSAGE_GIVEN).items()
+}
+_SENDER_DEFAULTS: Final = {
+    f"r_{name}": value for name, value in _scalar_defaults(_RECIPIENTS, _SENDER_GIVEN).items()
+}
+
+
+def _postgres_store_statement() -> TextClause:
+    """One statement for the whole store on PostgreSQL: data-modifying CTEs are atomic together.
+
+    The message is inserted RETURNING its id, the sender rows come from two arrays through
+    ``unnest`` and the counter row is added when there are senders; autocommit, one round trip.
+    """
+    message_columns = [*_MESSAGE_GIVEN, *(name[2:] for name in _MESSAGE_DEFAULTS)]
+    # message_id, recipient_kind and recipient_id come from the CTE and the arrays.
+    sender_columns = [
+        name
+        for name in (*_SENDER_GIVEN, *(n[2:] for n in _SENDER_DEFAULTS))
+        if name not in ("message_id", "recipient_kind", "recipient_id")
+    ]
+    sql = (
+        f"WITH m AS (INSERT INTO {_MESSAGES.name} ({', '.join(message_columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(f':m_{name}' for name in message_columns)}) RETURNING id), "
+        f"s AS (INSERT INTO {_RECIPIENTS.name} "
+        f"(message_id, recipient_kind, recipient_id, {', '.join(sender_columns)}) "
+        f"SELECT m.id, u.kind, u.id, {', '.join(f':r_{name}' for name in sender_columns)} "
+        "FROM m, unnest(:kinds, :ids) AS u(kind, id)), "
+        f"c AS (INSERT INTO {_COUNTERS.name} (message_id, status, count) "
+        "SELECT m.id, :r_status, :count FROM m WHERE :count > 0 "
+        "ON CONFLICT (message_id, status) DO UPDATE "
+        f"SET count = {_COUNTERS.name}.count + excluded.count) "
+        "SELECT id FROM m"
+    )
+    return text(sql).bindparams(
+        *(bindparam(f"m_{name}", type_=_MESSAGES.c[name].type) for name in message_columns),
+        *(bindparam(f"r_{name}", type_=_RECIPIENTS.c[name].type) for name in sender_columns),
+        bindparam("kinds", type_=ARRAY(String())),
+        bindparam("ids", type_=ARRAY(Integer())),
+        bindparam("count", type_=BigInteger()),
+    )
+
+
+_STORE_POSTGRES: Final = _postgres_store_statement()
+
+
 async def store_inbound(
     sessions: SessionFactory, inbound: InboundText, senders: Sequence[LinkedRecipient]
 ) -> int:
     """Store ``inbound`` as a received message with one sender row per linked record.
 
-    One transaction, three statements whatever the number of records. Returns the message id.
+    PostgreSQL: one autocommit statement. SQLite: one transaction of three statements. Either way
+    the number of statements does not depend on the number of records. Returns the message id.
     """
-    async with sessions.begin() as session:
-        message = {
-            "broadcast_id": str(uuid.uuid4()),
-            "channel": TELEGRAM_CHANNEL,
-            "body": inbound.text,
-            "direction": Direction.RECEIVED,
-            "status": MessageStatus.RECEIVED,
-            "sender_name": inbound.sender_name[:150],
-            "total": len(senders),
-            "finished_at": inbound.received_at,
-            "extra": {
-                "telegram_chat_id": inbound.chat_id,
-                "telegram_message_id": inbound.telegram_message_id,
-            },
-        }
-        message_id = await session.scalar(_INSERT_MESSAGE, message)
-        assert message_id is not None
+    message = {
+        "broadcast_id": str(uuid.uuid4()),
+        "channel": TELEGRAM_CHANNEL,
+        "body": inbound.text,
+        "direction": Direction.RECEIVED,
+        "status": MessageStatus.RECEIVED,
+        "sender_name": inbound.sender_name[:150],
+        "total": len(senders),
+        "finished_at": inbound.received_at,
+        "extra": {
+            "telegram_chat_id": inbound.chat_id,
+            "telegram_message_id": inbound.telegram_message_id,
+        },
+    }
+    sender = {
+        "channel": TELEGRAM_CHANNEL,
+        "address": str(inbound.chat_id),
+        "status": DeliveryStatus.RECEIVED,
+        "is_sender": True,
+        "provider_id": str(inbound.telegram_message_id),
+        "sent_at": inbound.received_at,
+    }
+    engine = engine_of(sessions)
+    if engine.dialect.name == "postgresql":
+        params: dict[str, Any] = {f"m_{name}": value for name, value in message.items()}
+        params.update(_MESSAGE_DEFAULTS)
+        params.update({f"r_{name}": value for name, value in sender.items()})
+        params.update(_SENDER_DEFAULTS)
+        params["kinds"] = [record.kind for record in senders]
+        params["ids"] = [record.id for record in senders]
+        params["count"] = len(senders)
+        rows = await driver_statement(_STORE_POSTGRES, engine.dialect).fetch(engine, params)
+        return int(rows[0][0])
+    async with engine.begin() as connection:
+        message_id = (await connection.execute(_INSERT_MESSAGE, message)).scalar_one()
         if senders:
             rows = [
                 {
+                    **sender,
                     "message_id": message_id,
-                    "channel": TELEGRAM_CHANNEL,
-                    "recipient_kind": sender.kind,
-                    "recipient_id": sender.id,
-                    "address": str(inbound.chat_id),
-                    "status": DeliveryStatus.RECEIVED,
-                    "is_sender": True,
-                    "provider_id": str(inbound.telegram_message_id),
-                    "sent_at": inbound.received_at,
+                    "recipient_kind": record.kind,
+                    "recipient_id": record.id,
                 }
-                for sender in senders
+                for record in senders
             ]
-            await session.execute(_INSERT_SENDER, rows)
+            await connection.execute(_INSERT_SENDER, rows)
             counter = {"message_id": message_id, "status": DeliveryStatus.RECEIVED}
-            await session.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
-        return int(message_id)
+            await connection.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
+    return int(message_id)
 
 
 async def add_recipient(

@@ -14,7 +14,6 @@ from channels.addresses import (
     Target,
     classify,
     is_valid_email,
-    normalize_phone,
 )
 from channels.sms_text import GSM_BASIC, GSM_EXTENSION, analyse_sms
 from channels.telegram_text import (
@@ -26,6 +25,7 @@ from channels.telegram_text import (
     split_with_separators,
     utf16_len,
 )
+from persistence.phones import normalize_phone
 
 # --- SMS encoding and fragments ---------------------------------------------------------------
 

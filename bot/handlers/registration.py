@@ -18,12 +18,8 @@ from telegram.ext import (
 
 from bot.handlers.context import HeraldCallbackContext
 from bot.texts import Texts
-from persistence.registration import (
-    LinkedRecipient,
-    link_phone,
-    normalize_phone,
-    set_blocked,
-)
+from persistence.phones import normalize_phone
+from persistence.registration import LinkedRecipient, link_phone, set_blocked
 
 CONVERSATION_NAME = "registration"
 WAITING_CONTACT = "waiting_contact"  # stored in the database: keep it stable
