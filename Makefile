@@ -52,10 +52,13 @@ lock: $(BIN)/python
 	$(PIP_COMPILE) -o requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
 
+## The benchmarks (PostgreSQL on 127.0.0.1:5432); each prints its figures and ratios.
 bench: $(STAMP_DEV)
-	$(BIN)/python bench/updates.py
-	$(BIN)/python bench/broadcast.py
-	$(BIN)/python bench/enqueue.py
+	$(BIN)/python -m bench.updates
+	$(BIN)/python -m bench.broadcast
+	$(BIN)/python -m bench.enqueue
+	$(BIN)/python -m bench.channels
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -59,5 +58,25 @@ def simulator_process(service: str, *extra: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def run(main: object) -> None:
-    asyncio.run(main)  # type: ignore[arg-type]
+class SmtpSink:
+    """The SMTP sink process (bench/smtp_sink.py): its port, and after exit what it received."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: int | None = None
+
+
+@contextmanager
+def smtp_sink() -> Iterator[SmtpSink]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.smtp_sink"], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    sink = SmtpSink(int(process.stdout.readline().split()[1]))
+    try:
+        yield sink
+    finally:
+        process.terminate()
+        tail = process.stdout.read().split()
+        process.wait(timeout=10)
+        sink.received = int(tail[-1]) if tail else None

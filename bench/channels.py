@@ -1,6 +1,6 @@
 """Email and SMS throughput through the whole pipeline (composer, outbox, dispatcher) on PostgreSQL.
 
-1. 10,000 emails to a local aiosmtpd server (its own thread): deliveries/s and SMTP connections
+1. 10,000 emails to a local aiosmtpd server (its own process): deliveries/s and SMTP connections
    opened (reused from a pool of ``--smtp-pool``).
 2. 100,000 SMS recipients to the Skebby simulator (its own process): deliveries/s and the number
    of ``POST sms`` orders (batches of ``--sms-batch``, all full but the last).
@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
-from bench._common import simulator_process, throwaway_postgres
+from bench._common import simulator_process, smtp_sink, throwaway_postgres
 from bot import event_loop
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig, ComposeRequest
@@ -41,19 +37,6 @@ from persistence.recipient_kinds import default_registry
 FIRST_MOBILE = 3_470_000_000
 
 
-class CountingHandler:
-    """An SMTP sink: counts what it accepts (aiosmtpd calls it from its own thread)."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:
-            self.received += 1
-        return "250 OK"
-
-
 @dataclass
 class Result:
     channel: str
@@ -65,12 +48,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.deliveries / self.deliver_s
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _seed(
@@ -203,16 +180,9 @@ async def main() -> None:
     parser.add_argument("--smtp-pool", type=int, default=4)
     parser.add_argument("--claim", type=int, default=2000, help="deliveries per dispatcher claim")
     args = parser.parse_args()
-    handler = CountingHandler()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with simulator_process("skebby") as skebby_url:
-            await _run(args, skebby_url, port)
-    finally:
-        controller.stop()
-    print(f"smtp server accepted {handler.received:,} messages")
+    with smtp_sink() as sink, simulator_process("skebby") as skebby_url:
+        await _run(args, skebby_url, sink.port)
+    print(f"smtp server (its own process) accepted {sink.received:,} messages")
 
 
 if __name__ == "__main__":
