@@ -55,7 +55,7 @@ def banner(options: ChatOptions) -> str:
 
 def render(message: dict[str, Any]) -> str:
     """One bot message as terminal lines, with its buttons spelled out."""
-    body = message.get("text") or message.get("caption") or ""
+    body = message.get("visible_text") or message.get("text") or message.get("caption") or ""
     file = message.get("file")
     if file:
         body = (

@@ -152,3 +152,13 @@ async def test_queries_link_flag_and_store_across_kinds(db: Database) -> None:
     assert await find_linked(db.sessions, kinds, 77) == []
     relinked = await link_phone(db.sessions, kinds, "+393331234567", 77)
     assert len(relinked) == 2 and len(await find_linked(db.sessions, kinds, 77)) == 2
+
+
+def test_terminal_chat_shows_what_a_telegram_app_would_show() -> None:
+    """Broadcast markup reaches the terminal chat rendered, not as raw HTML tags."""
+    from bot.chat_client import render
+    from bot.sandbox.telegram_models import plain_text
+
+    text = "<b>Office news</b>\n\nClosed &lt;Friday&gt;"
+    shown = render({"text": text, "visible_text": plain_text(text, "HTML"), "parse_mode": "HTML"})
+    assert shown.splitlines()[:3] == ["bot> Office news", "bot> ", "bot> Closed <Friday>"]

@@ -162,6 +162,8 @@ class SentMessage:
             "text": self.text,
             "caption": self.caption,
             "parse_mode": self.parse_mode,
+            # What a Telegram app would show (markup rendered); checked when it was sent.
+            "visible_text": plain_text(self.body, self.parse_mode) if self.body else None,
             "reply_markup": self.reply_markup,
             "file": self.file.to_json() if self.file else None,
             "reply_to_message_id": self.reply_to_message_id,
