@@ -17,31 +17,24 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import throwaway_postgres
 from bot import event_loop
 from bot.runner import BotPersistence, Service
 from bot.sandbox.telegram_api import TelegramSimulator
 from bot.settings import load_settings
 from bot.webhook import SECRET_HEADER
 from persistence.database import create_engine
-from persistence.migrate import upgrade
 
-ADMIN_URL = os.environ.get(
-    "HERALD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SECRET = "bench-webhook-secret"
 BENCH_TOKEN = "777000:BENCH-TOKEN"
 FIRST_USER = 100_000
@@ -51,30 +44,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def _create_database() -> str:
-    name = f"herald_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = str(make_url(ADMIN_URL).set(database=name).render_as_string(False))
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-    return url
-
-
-async def _drop_database(url: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _reset_and_link(url: str, users: int) -> None:
@@ -234,7 +203,11 @@ async def run_once(
 
 async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
-    db_url = await _create_database()
+    async with throwaway_postgres() as db_url:
+        return await _compare(args, db_url)
+
+
+async def _compare(args: argparse.Namespace, db_url: str) -> int:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -253,7 +226,6 @@ async def main(args: argparse.Namespace) -> int:
         if process.stdin is not None:
             process.stdin.close()
         await process.wait()
-        await _drop_database(db_url)
     ratio = database / memory
     print(f"database persistence {database:.0f}/s, in-memory {memory:.0f}/s, ratio {ratio:.2f}")
     ok = database >= 500 and ratio >= 0.7
