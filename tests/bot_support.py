@@ -63,7 +63,7 @@ async def running_service(
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition"
+    condition: Callable[[], Awaitable[bool]], within: float = 15.0, what: str = "condition"
 ) -> None:
     """Poll an async condition (a database state: no event to wait on) for at most ``within``."""
     try:
@@ -90,7 +90,7 @@ class Person:
     async def _reply_to(self, action: Awaitable[int]) -> SentMessage:
         before = len(self.received)
         await action
-        messages = await self.sim.wait_for_messages(self.user_id, before + 1, timeout=5)
+        messages = await self.sim.wait_for_messages(self.user_id, before + 1, timeout=15)
         return messages[before]
 
     async def say(self, text: str) -> SentMessage:

@@ -641,7 +641,7 @@ class TelegramSimulator(UserActions, SentMessages):
     async def wait_for_webhook_deliveries(
         self,
         count: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper with a default deadline
+        timeout: float = 15.0,  # noqa: ASYNC109 - a test helper with a default deadline
     ) -> list[WebhookDelivery]:
         """Wait until at least ``count`` webhook POSTs have completed (any status)."""
         return await self.updates.wait_for_deliveries(count, timeout)

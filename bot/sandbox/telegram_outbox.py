@@ -40,7 +40,7 @@ class SentMessages:
         self,
         chat_id: int,
         count: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper with a default deadline
+        timeout: float = 15.0,  # noqa: ASYNC109 - a test helper with a default deadline
     ) -> list[SentMessage]:
         """Wait until the bot has sent at least ``count`` messages to ``chat_id``."""
 

@@ -255,7 +255,7 @@ class UpdateQueue:
     async def wait_for_deliveries(
         self,
         count: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper with a default deadline
+        timeout: float = 15.0,  # noqa: ASYNC109 - a test helper with a default deadline
     ) -> list[WebhookDelivery]:
         async with self._deliveries_cond:
             try:
