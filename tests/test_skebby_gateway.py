@@ -26,27 +26,18 @@ from channels.skebby_gateway import (
     is_valid_order_id,
     make_order_id,
 )
+from tests.factories import EpochClock
 
 NUMBERS = ["+393471234567", "+393471234568", "+393471234569"]
 
 
-class FakeClock:
-    """A clock the tests move by hand, so session expiry needs no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def sim(clock: FakeClock) -> AsyncIterator[SkebbySimulator]:
+async def sim(clock: EpochClock) -> AsyncIterator[SkebbySimulator]:
     async with SkebbySimulator(credits=10_000, clock=clock) as simulator:
         yield simulator
 
@@ -242,7 +233,7 @@ async def test_blacklisted_number_ends_blacklisted(gateway: SkebbyGateway) -> No
 
 
 async def test_scheduled_send_can_be_cancelled(
-    sim: SkebbySimulator, gateway: SkebbyGateway, clock: FakeClock
+    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
 ) -> None:
     """A send scheduled in the future is SCHEDULED, and deleting it refunds the credits."""
     when = datetime.fromtimestamp(clock.now, tz=UTC) + timedelta(hours=2)
@@ -258,7 +249,7 @@ async def test_scheduled_send_can_be_cancelled(
 
 
 async def test_scheduled_send_goes_out_when_due(
-    sim: SkebbySimulator, gateway: SkebbyGateway, clock: FakeClock
+    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
 ) -> None:
     """A scheduled send stays SCHEDULED until its time, then proceeds to delivery."""
     when = datetime.fromtimestamp(clock.now, tz=UTC) + timedelta(minutes=10)
@@ -282,7 +273,7 @@ async def test_deleting_an_order_already_sent_is_refused(gateway: SkebbyGateway)
 # --------------------------------------------------------------------------- history & user
 
 
-async def test_sms_and_recipient_history(gateway: SkebbyGateway, clock: FakeClock) -> None:
+async def test_sms_and_recipient_history(gateway: SkebbyGateway, clock: EpochClock) -> None:
     """Sent orders appear in the SMS history and in each recipient's history."""
     await gateway.send_sms("A", NUMBERS[:2], message_type="GP", order_id="h-1", sender="Herald")
     await gateway.send_sms("B", NUMBERS[1:], message_type="TI", order_id="h-2")
@@ -342,7 +333,7 @@ async def test_dashboard_session_check_and_password_reset(
 
 
 async def test_expired_session_is_renewed_once(
-    sim: SkebbySimulator, gateway: SkebbyGateway, clock: FakeClock
+    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
 ) -> None:
     """After five idle minutes the session expires; the next call logs in again and succeeds."""
     await gateway.user_status()
@@ -354,7 +345,7 @@ async def test_expired_session_is_renewed_once(
 
 
 async def test_active_session_is_kept_alive(
-    sim: SkebbySimulator, gateway: SkebbyGateway, clock: FakeClock
+    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
 ) -> None:
     """Calls within five minutes of each other keep using the same session."""
     for _ in range(3):
@@ -394,7 +385,7 @@ async def test_401_again_after_relogin_is_permanent(
     assert sim.logins == 2
 
 
-async def test_token_auth_survives_session_expiry(sim: SkebbySimulator, clock: FakeClock) -> None:
+async def test_token_auth_survives_session_expiry(sim: SkebbySimulator, clock: EpochClock) -> None:
     """With token auth the client logs in once with GET token and the token never expires."""
     async with SkebbyGateway(sim.base_url, "sandbox", "sandbox", auth="token") as client:
         await client.send_sms("Hi", NUMBERS[:1], message_type="GP")
@@ -548,7 +539,9 @@ async def test_blacklist_management(gateway: SkebbyGateway) -> None:
         await gateway.blacklist_number("not-a-number")
 
 
-async def test_received_sms(sim: SkebbySimulator, gateway: SkebbyGateway, clock: FakeClock) -> None:
+async def test_received_sms(
+    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
+) -> None:
     """Inbound SMS are listed once as new, stay in the history, and STOP replies are kept apart."""
     first = sim.receive_sms(NUMBERS[0], "Hello there")
     sim.receive_sms(NUMBERS[1], "STOP", mo_type="STOP")

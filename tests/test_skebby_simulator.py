@@ -11,27 +11,18 @@ import pytest
 
 from bot.sandbox.skebby_api import ORDER_STATES, SkebbySimulator, count_fragments
 from channels.skebby_gateway import OrderState, SkebbyGateway, SkebbyTimeoutError, make_order_id
+from tests.factories import EpochClock
 
 NUMBER = "+393471234567"
 
 
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def sim(clock: FakeClock) -> AsyncIterator[SkebbySimulator]:
+async def sim(clock: EpochClock) -> AsyncIterator[SkebbySimulator]:
     async with SkebbySimulator(credits=1000, clock=clock) as simulator:
         yield simulator
 
@@ -114,7 +105,7 @@ async def test_wrong_credentials_and_missing_keys_are_401(
 
 
 async def test_session_expires_after_idle_ttl(
-    sim: SkebbySimulator, http: aiohttp.ClientSession, clock: FakeClock
+    sim: SkebbySimulator, http: aiohttp.ClientSession, clock: EpochClock
 ) -> None:
     """A session idle longer than session_ttl answers 401; checksession does not renew it."""
     headers = await login(sim, http)
@@ -180,7 +171,7 @@ async def test_parametric_send_missing_parameter_is_400(
         assert "name" in await response.text()
 
 
-async def test_auto_advance_delivers_on_poll(clock: FakeClock) -> None:
+async def test_auto_advance_delivers_on_poll(clock: EpochClock) -> None:
     """With auto_advance each poll moves the order one step, so WAITING becomes DLVRD."""
     async with (
         SkebbySimulator(auto_advance=True, clock=clock) as simulator,
