@@ -38,8 +38,9 @@ class SharedBudgetRateLimiter(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | JSONDict | list[JSONDict]:
-        if endpoint.startswith(_SENDING_PREFIXES):
-            chat = data.get("chat_id")
-            group = isinstance(chat, int) and chat < 0
-            await self._limiter.acquire(chat if group else None, priority=True)
-        return await callback(*args, **kwargs)
+        if not endpoint.startswith(_SENDING_PREFIXES):
+            return await callback(*args, **kwargs)
+        chat = data.get("chat_id")
+        group = isinstance(chat, int) and chat < 0
+        async with self._limiter.sending(chat if group else None, priority=True):
+            return await callback(*args, **kwargs)

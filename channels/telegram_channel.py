@@ -108,15 +108,15 @@ class TelegramChannel:
     async def _send_all(self, chat_id: int, message: OutgoingMessage) -> list[int]:
         ids: list[int] = []
         for part in self._texts(message):
-            await self._limiter.acquire(chat_id)
-            ids.append(
-                await self._client.send_message(
-                    chat_id, part, parse_mode=self._parse_mode, paid=self._paid
+            async with self._limiter.sending(chat_id):
+                ids.append(
+                    await self._client.send_message(
+                        chat_id, part, parse_mode=self._parse_mode, paid=self._paid
+                    )
                 )
-            )
         for attachment in message.attachments:
-            await self._limiter.acquire(chat_id)
-            ids.append(await self._send_file(chat_id, attachment))
+            async with self._limiter.sending(chat_id):
+                ids.append(await self._send_file(chat_id, attachment))
         return ids
 
     def _texts(self, message: OutgoingMessage) -> list[str]:

@@ -234,7 +234,9 @@ class ControlApi:
             )
         if "latency" in body:
             spec = _section(body, "latency")
-            sim.set_latency(_float(spec, "seconds", 0.0), _str(spec, "method"))
+            sim.set_latency(
+                _float(spec, "seconds", 0.0), _str(spec, "method"), _float(spec, "jitter", 0.0)
+            )
         if "hang_next" in body:
             spec = _section(body, "hang_next")
             sim.hang_next(_str(spec, "method", required=True) or "", _int(spec, "count") or 1)

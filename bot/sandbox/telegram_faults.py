@@ -43,11 +43,12 @@ class FaultInjector:
     def __init__(self) -> None:
         self._failures: dict[str, list[_Failure]] = {}
         self._hangs: dict[str, int] = {}
-        self._latency: dict[str | None, float] = {}
+        self._latency: dict[str | None, tuple[float, float]] = {}
         self.rate_429 = 0.0
         self.rate_5xx = 0.0
         self.retry_after = 1
         self._rng = random.Random()
+        self._jitter_rng = random.Random()
 
     def reset(self) -> None:
         self._failures.clear()
@@ -81,14 +82,14 @@ class FaultInjector:
         key = method.lower()
         self._hangs[key] = self._hangs.get(key, 0) + count
 
-    def set_latency(self, seconds: float, method: str | None = None) -> None:
-        if seconds < 0:
-            raise ValueError("latency must not be negative")
+    def set_latency(self, seconds: float, method: str | None = None, jitter: float = 0.0) -> None:
+        if seconds < 0 or jitter < 0:
+            raise ValueError("latency and jitter must not be negative")
         key = method.lower() if method else None
-        if seconds == 0:
+        if seconds == 0 and jitter == 0:
             self._latency.pop(key, None)
         else:
-            self._latency[key] = seconds
+            self._latency[key] = (seconds, jitter)
 
     def set_fault_rates(
         self,
@@ -105,7 +106,8 @@ class FaultInjector:
         self._rng = random.Random(seed)
 
     def latency_for(self, method: str) -> float:
-        return self._latency.get(method.lower(), self._latency.get(None, 0.0))
+        seconds, jitter = self._latency.get(method.lower(), self._latency.get(None, (0.0, 0.0)))
+        return seconds + self._jitter_rng.uniform(0, jitter) if jitter else seconds
 
     def take_hang(self, method: str) -> bool:
         key = method.lower()
