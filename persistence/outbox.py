@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from persistence.models import (
     DeliveryStatus,
@@ -172,18 +172,77 @@ async def record(
     """Write outcomes for the rows this worker still holds; return the messages touched."""
     if not updates:
         return set()
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        owned = await _write_outcomes_postgres(connection, owner, updates)
+    else:
+        owned = await _write_outcomes(session, owner, updates)
+    status_of = {u.id: u.status.value for u in updates}
+    deltas: Counter[tuple[int, str]] = Counter()
+    for delivery_id, message_id in owned:
+        deltas[(message_id, DeliveryStatus.SENDING.value)] -= 1
+        deltas[(message_id, status_of[delivery_id])] += 1
+    await add_to_counters(session, deltas)
+    return {message_id for _, message_id in owned}
+
+
+# One statement for the whole batch: the ORM's executemany costs ~50 µs of Python per row and a
+# statement per row on the server, which showed at a thousand deliveries a second.
+_RECORD_POSTGRES = """
+UPDATE message_recipients AS m SET
+    status = v.status, attempts = v.attempts, status_detail = v.detail,
+    last_error = v.last_error, sent_number = v.sent_number,
+    next_attempt_at = v.next_attempt_at, batch_key = v.batch_key,
+    lease_owner = NULL, lease_expires_at = NULL,
+    provider_id = COALESCE(v.provider_id, m.provider_id),
+    sent_at = COALESCE(v.sent_at, m.sent_at),
+    address = COALESCE(v.address, m.address)
+FROM unnest(
+    $1::bigint[], $2::varchar[], $3::int[], $4::text[], $5::text[], $6::int[],
+    $7::timestamptz[], $8::varchar[], $9::varchar[], $10::timestamptz[], $11::varchar[]
+) AS v(
+    id, status, attempts, detail, last_error, sent_number,
+    next_attempt_at, batch_key, provider_id, sent_at, address
+)
+WHERE m.id = v.id AND m.status = 'sending' AND m.lease_owner = $12
+RETURNING m.id, m.message_id
+"""
+
+
+async def _write_outcomes_postgres(
+    connection: AsyncConnection, owner: str, updates: Sequence[DeliveryUpdate]
+) -> list[tuple[int, int]]:
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    rows = await driver.fetch(
+        _RECORD_POSTGRES,
+        [u.id for u in updates],
+        [u.status.value for u in updates],
+        [u.attempts for u in updates],
+        [u.detail for u in updates],
+        [u.last_error for u in updates],
+        [u.sent_number for u in updates],
+        [u.next_attempt_at for u in updates],
+        [u.batch_key for u in updates],
+        [u.provider_id for u in updates],
+        [u.sent_at for u in updates],
+        [u.address for u in updates],
+        owner,
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def _write_outcomes(
+    session: AsyncSession, owner: str, updates: Sequence[DeliveryUpdate]
+) -> list[tuple[int, int]]:
     by_id = {u.id: u for u in updates}
     held = select(MR.id, MR.message_id).where(
         MR.id.in_(by_id), MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner
     )
-    if session.get_bind().dialect.name == "postgresql":
-        held = held.with_for_update()
-    owned = (await session.execute(held)).all()
-    if not owned:
-        return set()
+    owned = [(delivery_id, message_id) for delivery_id, message_id in await session.execute(held)]
     params: list[dict[str, Any]] = []
-    deltas: Counter[tuple[int, str]] = Counter()
-    for delivery_id, message_id in owned:
+    for delivery_id, _ in owned:
         u = by_id[delivery_id]
         row: dict[str, Any] = {
             "id": u.id,
@@ -204,14 +263,11 @@ async def record(
         if u.address is not None:
             row["address"] = u.address
         params.append(row)
-        deltas[(message_id, DeliveryStatus.SENDING.value)] -= 1
-        deltas[(message_id, u.status.value)] += 1
     # Rows differ in which optional columns they set; group them so each executemany is uniform.
     for columns in {tuple(sorted(p)) for p in params}:
         group = [p for p in params if tuple(sorted(p)) == columns]
         await session.execute(update(MR), group)
-    await add_to_counters(session, deltas)
-    return {message_id for _, message_id in owned}
+    return owned
 
 
 async def finish_messages(session: AsyncSession, message_ids: Iterable[int], now: datetime) -> None:
