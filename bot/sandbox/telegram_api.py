@@ -242,9 +242,10 @@ class TelegramSimulator(UserActions, SentMessages):
         """Random 429/502 answers on send* methods, reproducible with ``seed``."""
         self.faults.set_fault_rates(rate_429, rate_5xx, retry_after, seed)
 
-    def set_latency(self, seconds: float, method: str | None = None) -> None:
-        """Delay every call (or every call of ``method``) by ``seconds``; 0 removes it."""
-        self.faults.set_latency(seconds, method)
+    def set_latency(self, seconds: float, method: str | None = None, jitter: float = 0.0) -> None:
+        """Delay every call (or every call of ``method``) by ``seconds`` plus a random share of
+        ``jitter``, so calls overtake each other; 0 and 0 remove it."""
+        self.faults.set_latency(seconds, method, jitter)
 
     def hang_next(self, method: str, count: int = 1) -> None:
         """The next ``count`` calls of ``method`` never answer (until :meth:`stop`)."""
@@ -652,6 +653,7 @@ class TelegramSimulator(UserActions, SentMessages):
             "sends": len(self.sends),
             "distinct_chats": len({chat_id for _, chat_id, _ in self.sends}),
             "max_per_second": self.max_per_window(1.0),
+            "send_span_seconds": self.sends[-1][0] - self.sends[0][0] if self.sends else 0.0,
             "min_same_chat_interval": self.min_same_chat_interval(),
             "pending_updates": self.updates.pending_count,
             "webhook_set": self.updates.webhook_url is not None,
