@@ -9,6 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+from telegram.error import RetryAfter
+from telegram.ext import ExtBot
+
+from bot.rate_limiter import SharedBudgetRateLimiter
 from bot.sandbox.telegram_api import TelegramSimulator
 from channels.rate_limit import TelegramRateLimiter
 from channels.telegram_api import BotApiClient
@@ -162,3 +167,21 @@ async def test_telegram_never_sees_more_than_the_budget_despite_jitter(
         await client.close()
     assert telegram_sim.max_per_window(1.0) <= 20
     assert len(telegram_sim.sends) == 50
+
+
+async def test_flood_control_on_a_reply_pauses_broadcasts_too(
+    telegram_sim: TelegramSimulator,
+) -> None:
+    """Telegram's RetryAfter on one of the bot's replies holds back the broadcasts as well."""
+    limiter = TelegramRateLimiter(30)
+    bot = ExtBot(
+        telegram_sim.token,
+        base_url=telegram_sim.base_url,
+        rate_limiter=SharedBudgetRateLimiter(limiter),
+    )
+    person = telegram_sim.add_user(77, "Ada").user_id
+    telegram_sim.fail_next("sendMessage", error_code=429, retry_after=5)
+    async with bot:
+        with pytest.raises(RetryAfter):
+            await bot.send_message(person, "thanks, noted")
+    assert 4 < limiter.paused_for <= 5
