@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 
 from bench._common import throwaway_postgres
 from bot import event_loop
-from channels.composer import DELIVERY_COLUMNS, Composer, ComposerConfig, ComposeRequest
+from channels.composer import RECORD_COLUMNS, Composer, ComposerConfig, ComposeRequest
 from persistence.database import create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.recipient_kinds import default_registry
@@ -106,7 +106,7 @@ async def main() -> None:
         await raw.copy_records_to_table(
             "message_recipients",
             records=rows,
-            columns=[*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at"],
+            columns=list(RECORD_COLUMNS),
         )
         copy_seconds = time.perf_counter() - started
         await raw.close()

@@ -48,11 +48,15 @@ def is_valid_email(address: str) -> bool:
 
 
 class Candidate(NamedTuple):
-    """A recipient as the composer resolved it, with every address it may have."""
+    """A recipient as the composer resolved it, with every address it may have.
+
+    The composer loads only the fields the channels being sent to read (``CHANNEL_FIELDS``); the
+    others keep their defaults.
+    """
 
     kind: str
     id: int
-    name: str
+    name: str = ""
     sms: str | None = None
     email: str | None = None
     telegram_chat_id: int | None = None
@@ -138,12 +142,62 @@ def _raw_address(channel: str, candidate: Candidate) -> str | None:
     return None
 
 
+# The Candidate fields each channel's rule reads besides kind and id: what a send has to load.
+CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "sms": ("sms",),
+    "telegram": ("telegram_chat_id", "telegram_opted_out", "telegram_blocked"),
+    "storage": (),
+}
+
 _RULES: dict[str, tuple[_Rule, str]] = {
     "email": (_email_rule, "email address"),
     "sms": (_sms_rule, "mobile number"),
     "telegram": (_telegram_rule, "Telegram chat"),
     "storage": (_storage_rule, "inbox"),
 }
+
+
+class Classifier:
+    """``classify`` fed piece by piece, so a send can write the first targets while later
+    candidates are still being classified; ``result`` holds everything seen so far."""
+
+    def __init__(self, channel: str, *, default_region: str) -> None:
+        try:
+            self._rule, self._noun = _RULES[channel]
+        except KeyError:
+            known = ", ".join(CHANNELS)
+            raise ValueError(f"unknown channel {channel!r} (known: {known})") from None
+        self.channel = channel
+        self._region = default_region
+        self.result = Classification()
+        self._seen_recipients: set[tuple[str, int]] = set()
+        self._owner_of: dict[str, tuple[str, int]] = {}
+
+    def feed(self, candidates: Iterable[Candidate]) -> None:
+        """Classify ``candidates`` as coming after every candidate fed before."""
+        channel, rule, region = self.channel, self._rule, self._region
+        seen_recipients, owner_of = self._seen_recipients, self._owner_of
+        valid, duplicates, invalid = self.result.valid, self.result.duplicates, self.result.invalid
+        for candidate in candidates:
+            kind, ident = ref = candidate[:2]
+            verdict = rule(candidate, region)
+            if ref in seen_recipients:
+                shown = _raw_address(channel, candidate) if isinstance(verdict, str) else verdict[0]
+                duplicates.append(Problem(kind, ident, shown, "listed more than once"))
+                continue
+            seen_recipients.add(ref)
+            if isinstance(verdict, str):
+                invalid.append(Problem(kind, ident, _raw_address(channel, candidate), verdict))
+                continue
+            address, key = verdict
+            owner = owner_of.get(key)
+            if owner is not None:
+                reason = f"same {self._noun} as {_who(*owner)}"
+                duplicates.append(Problem(kind, ident, address, reason))
+                continue
+            owner_of[key] = ref
+            valid.append(Target(kind, ident, address))
 
 
 def classify(
@@ -154,31 +208,6 @@ def classify(
     The first candidate with a given address wins; later ones are duplicates naming it. The same
     recipient listed twice is a duplicate even when it has no usable address.
     """
-    try:
-        rule, noun = _RULES[channel]
-    except KeyError:
-        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})") from None
-    result = Classification()
-    seen_recipients: set[tuple[str, int]] = set()
-    owner_of: dict[str, tuple[str, int]] = {}
-    for candidate in candidates:
-        ref = (candidate.kind, candidate.id)
-        verdict = rule(candidate, default_region)
-        shown = verdict[0] if isinstance(verdict, tuple) else _raw_address(channel, candidate)
-        if ref in seen_recipients:
-            reason = "listed more than once"
-            result.duplicates.append(Problem(candidate.kind, candidate.id, shown, reason))
-            continue
-        seen_recipients.add(ref)
-        if isinstance(verdict, str):
-            result.invalid.append(Problem(candidate.kind, candidate.id, shown, verdict))
-            continue
-        address, key = verdict
-        if key in owner_of:
-            first = _who(*owner_of[key])
-            reason = f"same {noun} as {first}"
-            result.duplicates.append(Problem(candidate.kind, candidate.id, address, reason))
-            continue
-        owner_of[key] = ref
-        result.valid.append(Target(candidate.kind, candidate.id, address))
-    return result
+    classifier = Classifier(channel, default_region=default_region)
+    classifier.feed(candidates)
+    return classifier.result

@@ -1,7 +1,8 @@
 """The composer (the seed's send_mixin, fixed): validate, resolve, classify, presend, enqueue.
 
 Presend is a dry run that writes nothing. Send writes the message and all its deliveries in one
-transaction with bulk inserts (PostgreSQL: COPY), and returns at once; the dispatcher delivers.
+transaction with bulk inserts (PostgreSQL: a COPY that streams while the recipients are being
+classified), and returns at once; the dispatcher delivers.
 Only recipients the acting user may see are ever resolved; any other id is reported, never sent to.
 """
 
@@ -10,18 +11,27 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ARRAY, BigInteger, bindparam, column, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from channels.addresses import Candidate, Classification, Problem, classify
+from channels.addresses import (
+    CHANNEL_FIELDS,
+    Candidate,
+    Classification,
+    Classifier,
+    Problem,
+    classify,
+)
 from channels.attachments import (
     AttachmentTooLargeError,
     IncomingAttachment,
@@ -48,6 +58,13 @@ from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, Re
 
 CHANNELS = ("telegram", "email", "sms", "storage")
 Clock = Callable[[], datetime]
+# A resolved recipient: the values of a Candidate as a plain tuple. The garbage collector stops
+# tracking plain tuples of plain values, not NamedTuples, so 100,000 of these held during a send
+# cost no repeated full collections; each becomes a Candidate only while it is classified.
+CandidateRow = tuple[Any, ...]
+# Candidates classified at a time while a send streams its deliveries: small enough that the
+# database starts on the first rows at once, large enough to keep per-slice overhead negligible.
+STREAM_SLICE = 5000
 
 
 class CompositionError(Exception):
@@ -217,7 +234,9 @@ class Composer:
     async def send(self, user: User, request: ComposeRequest) -> dict[str, Any]:
         """Enqueue the broadcast; the answer (also replayed for a repeated Idempotency-Key)."""
         self._validate(request)
-        fingerprint = request.fingerprint()
+        # Only a request with an Idempotency-Key is ever compared, and hashing 100,000 ids is not
+        # free: without a key the fingerprint stays empty and unused.
+        fingerprint = request.fingerprint() if request.idempotency_key else ""
         if request.idempotency_key:
             replay = await self._replay(user, request.idempotency_key, fingerprint)
             if replay is not None:
@@ -285,19 +304,31 @@ class Composer:
             raise CompositionError("attachments", "SMS cannot carry attachments")
 
     async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
+        candidates, not_visible = await self._candidates(session, user, request)
+        region = self.config.default_region
+        plans = [
+            self._plan_channel(
+                channel,
+                request,
+                classify(channel, map(Candidate._make, candidates), default_region=region),
+            )
+            for channel in request.channels
+        ]
+        return Plan(plans, len(candidates), not_visible)
+
+    async def _candidates(
+        self, session: AsyncSession, user: User, request: ComposeRequest
+    ) -> tuple[list[CandidateRow], list[RecipientRef]]:
         if (
             request.typology_id is not None
             and await session.get(MessageTypology, request.typology_id) is None
         ):
             raise CompositionError("typology", f"no message typology with id {request.typology_id}")
-        candidates, not_visible = await self._resolve(session, user, request)
-        plans = [self._plan_channel(channel, request, candidates) for channel in request.channels]
-        return Plan(plans, len(candidates), not_visible)
+        return await self._resolve(session, user, request)
 
     def _plan_channel(
-        self, channel: str, request: ComposeRequest, candidates: list[Candidate]
+        self, channel: str, request: ComposeRequest, classification: Classification
     ) -> ChannelPlan:
-        classification = classify(channel, candidates, default_region=self.config.default_region)
         plan = ChannelPlan(channel, classification, 1, self.config.costs.get(channel, Decimal(0)))
         if channel == "sms":
             analysis = analyse_sms(request.body, max_fragments=self.config.sms_max_fragments)
@@ -318,84 +349,81 @@ class Composer:
 
     async def _resolve(
         self, session: AsyncSession, user: User, request: ComposeRequest
-    ) -> tuple[list[Candidate], list[RecipientRef]]:
-        found: dict[RecipientRef, Candidate] = {}
+    ) -> tuple[list[CandidateRow], list[RecipientRef]]:
+        fields = sorted({name for channel in request.channels for name in CHANNEL_FIELDS[channel]})
+        found: dict[RecipientRef, CandidateRow] = {}
+        frontier: dict[str, list[int]] = {}
         not_visible: list[RecipientRef] = []
         for kind_name, ids in request.recipients.items():
             kind = self._kinds.get(kind_name)
             wanted = list(dict.fromkeys(ids))
-            rows = await self._load(session, kind, user, ids=wanted)
-            found.update(rows)
-            not_visible += [(kind_name, i) for i in wanted if (kind_name, i) not in rows]
+            loaded = await self._load(session, kind, user, fields, ids=wanted)
+            _add_found(found, frontier, loaded)
+            if len(loaded) < len(wanted):  # else every id was found: no need to look for gaps
+                present = set(map(itemgetter(1), loaded))
+                not_visible += [(kind_name, i) for i in wanted if i not in present]
         for kind_name, typology_ids in request.typology_selection.items():
             kind = self._kinds.get(kind_name)
-            found.update(await self._load(session, kind, user, typology_ids=typology_ids))
+            loaded = await self._load(session, kind, user, fields, typology_ids=typology_ids)
+            _add_found(found, frontier, loaded)
         if request.include_related:
-            await self._expand_related(session, user, found)
+            await self._expand_related(session, user, fields, found, frontier)
         return list(found.values()), not_visible
 
     async def _expand_related(
-        self, session: AsyncSession, user: User, found: dict[RecipientRef, Candidate]
+        self,
+        session: AsyncSession,
+        user: User,
+        fields: Sequence[str],
+        found: dict[RecipientRef, CandidateRow],
+        frontier: dict[str, list[int]],
     ) -> None:
-        frontier = list(found)
         while frontier:  # each ref is visited once, so related cycles end
-            by_kind: dict[str, list[int]] = {}
-            for kind_name, rid in frontier:
-                by_kind.setdefault(kind_name, []).append(rid)
             new: dict[str, list[int]] = {}
-            for kind_name, ids in by_kind.items():
+            for kind_name, ids in frontier.items():
                 kind = self._kinds.get(kind_name)
                 if kind.related is None:
                     continue
                 for ref in await kind.related(session, ids):
                     if ref not in found and ref[0] in self._kinds:
                         new.setdefault(ref[0], []).append(ref[1])
-            frontier = []
+            frontier = {}
             for kind_name, ids in new.items():
-                rows = await self._load(
-                    session, self._kinds.get(kind_name), user, ids=list(dict.fromkeys(ids))
-                )
-                found.update(rows)
-                frontier += list(rows)
+                kind = self._kinds.get(kind_name)
+                loaded = await self._load(session, kind, user, fields, ids=list(dict.fromkeys(ids)))
+                _add_found(found, frontier, loaded)
 
     async def _load(
         self,
         session: AsyncSession,
         kind: RecipientKind,
         user: User,
+        fields: Sequence[str],
         *,
         ids: Sequence[int] | None = None,
         typology_ids: Sequence[int] | None = None,
-    ) -> dict[RecipientRef, Candidate]:
+    ) -> list[CandidateRow]:
+        """The visible recipients of ``kind`` among ``ids`` (distinct; kept in their order) or in
+        ``typology_ids`` (by id), with the candidate ``fields`` the channels need."""
         m = kind.model
-        columns = select(
-            m.id,
-            m.name,
-            m.sms,
-            m.email,
-            m.telegram_chat_id,
-            m.telegram_opted_out,
-            m.telegram_blocked,
-        ).where(kind.visible_to(user))
-        dialect = session.get_bind().dialect.name
-        statements = (
-            [columns.where(where) for where in id_filters(m.id, ids, dialect)]
-            if ids is not None
-            else [columns.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)]
-        )
-        result: dict[RecipientRef, Candidate] = {}
-        connection = await session.connection()  # Core rows: no ORM overhead for 100k rows
-        for statement in statements:
-            for rid, name, sms, email, chat, opted_out, blocked in await connection.execute(
-                statement
-            ):
-                result[(kind.name, rid)] = Candidate(
-                    kind.name, rid, name, sms, email, chat, opted_out, blocked
-                )
-        if ids is not None:  # keep the caller's order
-            order = {i: n for n, i in enumerate(ids)}
-            result = dict(sorted(result.items(), key=lambda item: order[item[0][1]]))
-        return result
+        wanted_columns = [m.id, *(getattr(m, name) for name in fields)]
+        connection = await session.connection()  # Core, no ORM: 100,000 rows must stay cheap
+        if connection.dialect.name == "postgresql":
+            columns = await _load_columns_postgresql(
+                connection, kind, user, wanted_columns, ids, typology_ids
+            )
+        else:
+            columns = await _load_columns_by_rows(
+                connection, kind, user, wanted_columns, ids, typology_ids
+            )
+        # Built at C speed (zip) from whole columns: no per-row Python code.
+        defaults = Candidate._field_defaults
+        loaded = dict(zip(fields, columns[1:], strict=True))
+        values: list[Iterable[Any]] = [
+            loaded[name] if name in loaded else repeat(defaults[name])
+            for name in Candidate._fields[2:]
+        ]
+        return list(zip(repeat(kind.name), columns[0], *values))
 
     # --- enqueue -------------------------------------------------------------------------------
 
@@ -419,10 +447,15 @@ class Composer:
     async def _enqueue(
         self, session: AsyncSession, user: User, request: ComposeRequest, fingerprint: str
     ) -> dict[str, Any]:
-        plan = await self._plan(session, user, request)
-        if plan.not_visible:
-            raise RecipientsNotVisibleError(plan.not_visible)
-        for channel_plan in plan.channels:
+        candidates, not_visible = await self._candidates(session, user, request)
+        if not_visible:
+            raise RecipientsNotVisibleError(not_visible)
+        region = self.config.default_region
+        classifiers = [Classifier(channel, default_region=region) for channel in request.channels]
+        # Each channel is classified while its deliveries stream into the database (below); its
+        # problems depend on the text alone, so they still stop the send before any write.
+        plans = [self._plan_channel(c.channel, request, c.result) for c in classifiers]
+        for channel_plan in plans:
             if channel_plan.problems:
                 raise CompositionError(
                     "body", f"{channel_plan.channel}: {'; '.join(channel_plan.problems)}"
@@ -438,11 +471,14 @@ class Composer:
         ]
         broadcast_id = str(uuid.uuid4())
         messages = []
-        for channel_plan in plan.channels:
+        for classifier, channel_plan in zip(classifiers, plans, strict=True):
+            # Every candidate ends up valid, invalid or duplicate: one delivery row each.
             message_id = await self._insert_message(
-                session, user, request, channel_plan, broadcast_id, scheduled, now
+                session, user, request, channel_plan, broadcast_id, scheduled, now, len(candidates)
             )
-            counts = await self._insert_deliveries(session, message_id, channel_plan, start_at, now)
+            counts = await self._insert_deliveries(
+                session, message_id, classifier, candidates, start_at, now
+            )
             await self._insert_attachments(session, message_id, saved)
             if not channel_plan.classification.valid:
                 await session.execute(
@@ -487,6 +523,7 @@ class Composer:
         broadcast_id: str,
         scheduled: bool,
         now: datetime,
+        total: int,
     ) -> int:
         message = Message(
             broadcast_id=broadcast_id,
@@ -502,9 +539,7 @@ class Composer:
             sender_name=user.username,
             send_at=request.send_at,
             status=MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
-            total=len(plan.classification.valid)
-            + len(plan.classification.invalid)
-            + len(plan.classification.duplicates),
+            total=total,
             created_at=now,
         )
         session.add(message)
@@ -515,43 +550,58 @@ class Composer:
         self,
         session: AsyncSession,
         message_id: int,
-        plan: ChannelPlan,
+        classifier: Classifier,
+        candidates: list[CandidateRow],
         start_at: datetime,
         now: datetime,
     ) -> dict[str, int]:
-        c = plan.classification
-        rows: list[tuple[Any, ...]] = []
-        for t in c.valid:
-            rows.append(
-                (
-                    message_id,
-                    plan.channel,
-                    t.kind,
-                    t.id,
-                    t.address,
-                    DeliveryStatus.PENDING.value,
-                    "",
-                    start_at,
-                )
-            )
-        for status, problems in (
-            (DeliveryStatus.INVALID, c.invalid),
-            (DeliveryStatus.DUPLICATE, c.duplicates),
-        ):
-            for p in problems:
-                rows.append(
-                    (
+        c = classifier.result
+        channel = classifier.channel
+        pending = DeliveryStatus.PENDING.value
+
+        def records() -> Iterator[tuple[Any, ...]]:
+            # Classified a slice at a time as the rows are consumed: on PostgreSQL the COPY sends
+            # each buffer as it fills, so the server inserts while the next slice is classified.
+            for start in range(0, len(candidates), STREAM_SLICE):
+                done = len(c.valid)
+                classifier.feed(map(Candidate._make, candidates[start : start + STREAM_SLICE]))
+                for kind, rid, address in c.valid[done:]:
+                    yield (
                         message_id,
-                        plan.channel,
+                        channel,
+                        kind,
+                        rid,
+                        address,
+                        pending,
+                        "",
+                        start_at,
+                        0,
+                        0,
+                        False,
+                        now,
+                    )
+            for status, problems in (
+                (DeliveryStatus.INVALID, c.invalid),
+                (DeliveryStatus.DUPLICATE, c.duplicates),
+            ):
+                for p in problems:
+                    yield (
+                        message_id,
+                        channel,
                         p.kind,
                         p.id,
                         p.address or "",
                         status.value,
                         p.reason,
                         None,
+                        0,
+                        0,
+                        False,
+                        now,
                     )
-                )
-        await bulk_insert_deliveries(session, rows, now)
+
+        if candidates:
+            await insert_delivery_records(session, records())
         counts = {
             DeliveryStatus.PENDING.value: len(c.valid),
             DeliveryStatus.INVALID.value: len(c.invalid),
@@ -580,6 +630,79 @@ class Composer:
             )
 
 
+def _add_found(
+    found: dict[RecipientRef, CandidateRow],
+    frontier: dict[str, list[int]],
+    loaded: list[CandidateRow],
+) -> None:
+    """Add one kind's ``loaded`` candidates to ``found``; those not found before join the
+    ``frontier`` whose related recipients are still to be looked up."""
+    if not loaded:
+        return
+    refs: list[RecipientRef] = list(map(itemgetter(0, 1), loaded))
+    if found.keys().isdisjoint(refs):  # the usual case, checked without a Python-level loop
+        fresh = list(map(itemgetter(1), loaded))
+    else:
+        fresh = [ref[1] for ref in refs if ref not in found]
+    found.update(zip(refs, loaded, strict=True))
+    frontier.setdefault(loaded[0][0], []).extend(fresh)
+
+
+async def _load_columns_postgresql(
+    connection: AsyncConnection,
+    kind: RecipientKind,
+    user: User,
+    columns: Sequence[Any],
+    ids: Sequence[int] | None,
+    typology_ids: Sequence[int] | None,
+) -> list[Sequence[Any]]:
+    m = kind.model
+    rows = select(*columns).where(kind.visible_to(user))
+    if ids is not None:
+        # The ids as one array parameter; its ordinality keeps the caller's order.
+        wanted = (
+            func.unnest(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+            .table_valued(column("id", BigInteger), with_ordinality="position")
+            .render_derived()
+        )
+        rows = rows.join_from(wanted, m, m.id == wanted.c.id).order_by(wanted.c.position)
+    else:
+        rows = rows.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)
+    ordered = rows.subquery()
+    # One row of arrays instead of a row per recipient: asyncpg decodes each column in one go,
+    # and no per-recipient record objects pile up for the garbage collector. An aggregate over a
+    # sorted subquery, with nothing else at its level, receives the rows in that order.
+    statement = select(*(func.array_agg(c) for c in ordered.c))
+    arrays = (await connection.execute(statement)).one()
+    return [a if a is not None else [] for a in arrays]
+
+
+async def _load_columns_by_rows(
+    connection: AsyncConnection,
+    kind: RecipientKind,
+    user: User,
+    columns: Sequence[Any],
+    ids: Sequence[int] | None,
+    typology_ids: Sequence[int] | None,
+) -> list[Sequence[Any]]:
+    m = kind.model
+    rows = select(*columns).where(kind.visible_to(user))
+    records: list[Any] = []
+    if ids is None:
+        statement = rows.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)
+        records = list(await connection.execute(statement))
+    else:
+        by_id: dict[int, Any] = {}
+        for where in id_filters(m.id, ids, connection.dialect.name):
+            by_id.update(
+                (record[0], record) for record in await connection.execute(rows.where(where))
+            )
+        records = [by_id[i] for i in ids if i in by_id]  # the caller's order
+    if not records:
+        return [[] for _ in columns]
+    return list(zip(*records, strict=True))
+
+
 DELIVERY_COLUMNS = (
     "message_id",
     "channel",
@@ -590,25 +713,33 @@ DELIVERY_COLUMNS = (
     "status_detail",
     "next_attempt_at",
 )
+# A delivery record: DELIVERY_COLUMNS, then these, always (0, 0, False, now) for a new delivery.
+RECORD_COLUMNS = (*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at")
 
 
 async def bulk_insert_deliveries(
     session: AsyncSession, rows: list[tuple[Any, ...]], now: datetime
 ) -> None:
-    """Insert delivery rows in bulk: COPY on PostgreSQL, one executemany on SQLite."""
-    if not rows:
-        return
-    columns = (*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at")
-    tail = (0, 0, False, now)
+    """Insert delivery rows (DELIVERY_COLUMNS) in bulk: COPY on PostgreSQL, one executemany on
+    SQLite."""
+    if rows:
+        await insert_delivery_records(session, ((*row, 0, 0, False, now) for row in rows))
+
+
+async def insert_delivery_records(
+    session: AsyncSession, records: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert full delivery records (RECORD_COLUMNS): COPY on PostgreSQL, consuming ``records``
+    as it sends them; one executemany on SQLite."""
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
         await driver.copy_records_to_table(
-            "message_recipients", records=[(*row, *tail) for row in rows], columns=list(columns)
+            "message_recipients", records=records, columns=list(RECORD_COLUMNS)
         )
         return
-    await connection.execute(
-        insert(MessageRecipient), [dict(zip(columns, (*row, *tail), strict=True)) for row in rows]
-    )
+    parameters = [dict(zip(RECORD_COLUMNS, record, strict=True)) for record in records]
+    if parameters:
+        await connection.execute(insert(MessageRecipient), parameters)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.addresses import (
+    CHANNEL_FIELDS,
     Candidate,
     Problem,
     Target,
@@ -439,6 +440,28 @@ def test_same_recipient_twice_without_address_is_a_duplicate() -> None:
     result = classify("email", [_customer(7), _customer(7)], default_region="IT")
     assert [p.reason for p in result.invalid] == ["no email address"]
     assert [p.reason for p in result.duplicates] == ["listed more than once"]
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNEL_FIELDS))
+def test_each_channel_reads_only_the_fields_it_declares(channel: str) -> None:
+    """A send loads only the declared fields, and its verdicts are the same as with all of them."""
+    full = [
+        _customer(1, email="a@example.it", sms="+393471234567", telegram_chat_id=1),
+        _customer(2, email="bad@", sms="12", telegram_chat_id=2, telegram_blocked=True),
+        _customer(3, telegram_chat_id=3, telegram_opted_out=True),
+        _customer(4, kind="external_subject", email="A@example.it", sms="+39 347 123 4567"),
+        _customer(4, kind="external_subject", telegram_chat_id=1),
+    ]
+    defaults = Candidate._field_defaults
+    lean = [
+        c._replace(
+            **{f: defaults[f] for f in Candidate._fields[2:] if f not in CHANNEL_FIELDS[channel]}
+        )
+        for c in full
+    ]
+    assert classify(channel, lean, default_region="IT") == classify(
+        channel, full, default_region="IT"
+    )
 
 
 def test_unknown_channel_is_refused() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+import channels.composer as composer_module
 from bot.sandbox.telegram_api import TelegramSimulator
 from channels.attachments import IncomingAttachment
 from channels.composer import (
@@ -272,3 +273,46 @@ async def test_oversized_attachment_is_refused_and_nothing_is_written(
         async with db.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Customer)) == 1
             assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+async def test_send_writes_what_presend_announced_in_the_callers_order(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send writes exactly the rows its presend announced, in the order recipients were named."""
+    # Tiny slices: the send classifies while it writes, so every slice boundary gets crossed.
+    monkeypatch.setattr(composer_module, "STREAM_SLICE", 2)
+    async with pipeline(db, telegram_sim, tmp_path) as p:
+        people = await make_customers(
+            db.sessions,
+            9,
+            email=lambda i: [f"p{i}@example.com", "same@example.com", "broken", None][i % 4],
+            telegram_chat_id=lambda i: 500 + i if i % 3 else None,
+        )
+        subject = await make_subject(db.sessions, related_customer_id=people[0].id, email="s@x.it")
+        named = [c.id for c in reversed(people)]
+        request = p.request(
+            channels=["email", "telegram"], subject="Hi", recipients={"customer": named}
+        )
+        plan = await p.composer.presend(p.user, request)
+        answer = await p.composer.send(p.user, request)
+        for channel_plan, message in zip(plan.channels, answer["messages"], strict=True):
+            c = channel_plan.classification
+            expected = [(t.kind, t.id, t.address, "pending", "") for t in c.valid]
+            expected += [(x.kind, x.id, x.address or "", "invalid", x.reason) for x in c.invalid]
+            expected += [
+                (x.kind, x.id, x.address or "", "duplicate", x.reason) for x in c.duplicates
+            ]
+            rows = await p.deliveries(message["id"])
+            written = [
+                (r.recipient_kind, r.recipient_id, r.address, r.status, r.status_detail)
+                for r in rows
+            ]
+            assert written == expected
+            assert (await p.message(message["id"])).total == 10
+            assert message["counts"] == {
+                "pending": len(c.valid),
+                "invalid": len(c.invalid),
+                "duplicate": len(c.duplicates),
+            }
+        email = plan.channels[0].classification
+        assert [t.id for t in email.valid] == [named[0], named[3], named[4], named[8], subject.id]
