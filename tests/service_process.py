@@ -73,9 +73,14 @@ class ServiceProcess:
 
     async def kill(self) -> None:
         """``kill -9``: no shutdown code runs."""
-        if self.process is not None and self.process.returncode is None:
+        if self.process is None:
+            return
+        if self.process.returncode is None:
             self.process.kill()
         await self._wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log[-lines:])
 
     async def terminate(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109
         """SIGTERM and wait for a clean exit; the exit code."""

@@ -42,6 +42,7 @@ async def test_kill_9_mid_broadcast_then_restart_delivers_everything(
         "telegram_rate_per_second": "400",
     }
     service = ServiceProcess.for_simulator(tmp_path, db.url, telegram_sim, **settings)
+    restarted = ServiceProcess.for_simulator(tmp_path, db.url, telegram_sim, **settings)
     await service.start()
     try:
         user = await make_user(db.sessions)
@@ -60,19 +61,42 @@ async def test_kill_9_mid_broadcast_then_restart_delivers_everything(
         sent_before_restart = len(telegram_sim.sends)
         assert sent_before_restart < RECIPIENTS, "the crash came too late to prove anything"
 
-        restarted = ServiceProcess.for_simulator(tmp_path, db.url, telegram_sim, **settings)
         await restarted.start()
-        await telegram_sim.wait_for_sends(RECIPIENTS, distinct_chats=True, timeout=240)
+        try:
+            await telegram_sim.wait_for_sends(RECIPIENTS, distinct_chats=True, timeout=240)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; the service's log:\n{restarted.log_tail()}") from None
 
         async def all_final() -> bool:  # a chat reached before the crash may still be retrying
             async with db.sessions() as session:
                 counters = (await read_counters(session, [message_id]))[message_id]
             return not counters.get("pending") and not counters.get("sending")
 
-        await wait_until(all_final, within=60, what="every delivery reached a final status")
+        try:
+            await wait_until(all_final, within=60, what="every delivery reached a final status")
+        except AssertionError as exc:
+            async with db.sessions() as session:
+                stuck = (
+                    await session.execute(
+                        select(
+                            MessageRecipient.status,
+                            MessageRecipient.lease_owner,
+                            MessageRecipient.attempts,
+                            func.count(),
+                        )
+                        .where(MessageRecipient.status.in_(["pending", "sending"]))
+                        .group_by(
+                            MessageRecipient.status,
+                            MessageRecipient.lease_owner,
+                            MessageRecipient.attempts,
+                        )
+                    )
+                ).all()
+            raise AssertionError(f"{exc}; stuck: {stuck}; log:\n{restarted.log_tail()}") from None
         assert await restarted.terminate() == 0
     finally:
         await service.kill()
+        await restarted.kill()  # a failed assertion must not leave the second one running
 
     in_flight_limit = DispatcherConfig(batch_size=BATCH).in_flight_limit
     duplicates = len(telegram_sim.sends) - RECIPIENTS
