@@ -105,6 +105,9 @@ class Dispatcher:
         # Keys given to batches in this process, newer than what their rows were claimed with.
         self._sent_keys: dict[int, str] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
+        # Deliveries claimed and not yet recorded. Only these have their lease renewed: if a batch
+        # dies without recording (its task failed), its rows lapse and the rescue returns them.
+        self._working: set[int] = set()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -135,9 +138,13 @@ class Dispatcher:
             await channel.close()
 
     async def renew_leases(self) -> int:
+        if not self._working:
+            return 0
         async with self._sessions.begin() as session:
             until = self._clock() + timedelta(seconds=self.config.lease_seconds)
-            return await outbox.extend_leases(session, owner=self.owner, until=until)
+            return await outbox.extend_leases(
+                session, owner=self.owner, ids=sorted(self._working), until=until
+            )
 
     async def _heartbeat(self) -> None:
         """Renew this worker's leases well before they expire; a dead worker stops renewing."""
@@ -222,7 +229,7 @@ class Dispatcher:
     async def _claim(self, channel: str) -> list[ClaimedDelivery]:
         now = self._clock()
         async with self._sessions.begin() as session:
-            return await outbox.claim(
+            claimed = await outbox.claim(
                 session,
                 channel=channel,
                 limit=self.config.batch_size,
@@ -230,8 +237,16 @@ class Dispatcher:
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
                 owner=self.owner,
             )
+        self._working.update(d.id for d in claimed)
+        return claimed
 
     async def _process(self, channel_name: str, claimed: list[ClaimedDelivery]) -> int:
+        try:
+            return await self._deliver_and_record(channel_name, claimed)
+        finally:
+            self._working.difference_update(d.id for d in claimed)
+
+    async def _deliver_and_record(self, channel_name: str, claimed: list[ClaimedDelivery]) -> int:
         channel = self.channels[channel_name]
         try:
             messages = await self._load_messages({d.message_id for d in claimed})

@@ -18,6 +18,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from persistence.id_filter import id_filters
 from persistence.models import (
     DeliveryStatus,
     Message,
@@ -144,16 +145,21 @@ async def claim(
     return claimed
 
 
-async def extend_leases(session: AsyncSession, *, owner: str, until: datetime) -> int:
+async def extend_leases(
+    session: AsyncSession, *, owner: str, ids: Sequence[int], until: datetime
+) -> int:
     """A live worker's heartbeat: its deliveries stay its own while it is still working on them
     (waiting out a rate limit or a provider's pause), however long that takes."""
-    result = await session.execute(
-        update(MR)
-        .where(MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner)
-        .values(lease_expires_at=until)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    renewed = 0
+    for held in id_filters(MR.id, ids, session.get_bind().dialect.name):
+        result = await session.execute(
+            update(MR)
+            .where(held, MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner)
+            .values(lease_expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        renewed += int(result.rowcount)  # type: ignore[attr-defined]
+    return renewed
 
 
 async def set_batch_key(session: AsyncSession, ids: Sequence[int], key: str | None) -> None:
