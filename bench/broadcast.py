@@ -28,7 +28,7 @@ from channels.composer import Composer, ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.rate_limit import TelegramRateLimiter
 from channels.telegram_channel import TelegramChannel
-from persistence.database import create_engine, create_session_factory
+from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.outbox import read_counters
 from persistence.recipient_kinds import default_registry
@@ -84,26 +84,40 @@ async def _broadcast(
             lambda: datetime.now(UTC),
             on_enqueued=dispatcher.wake,
         )
+        await dispatcher.start()  # already running in the service, waiting for work
+        # A running service has compiled its statements and opened its connections long before:
+        # one small broadcast first, then a second for the limiter's window to empty again.
+        await _send_and_wait(composer, sessions, user, ids[:20])
+        await asyncio.sleep(1.1)
+        await _reset(base_url)
         started = time.perf_counter()
-        answer = await composer.send(
-            user,
-            ComposeRequest(
-                channels=["telegram"], body="Benchmark broadcast", recipients={"customer": ids}
-            ),
-        )
-        enqueued = time.perf_counter() - started
-        message_id = answer["messages"][0]["id"]
-        await dispatcher.start()
-        while True:
-            async with sessions() as session:
-                counters = (await read_counters(session, [message_id]))[message_id]
-            if not counters.get("pending") and not counters.get("sending"):
-                break
-            await asyncio.sleep(0.1)  # progress polling in a benchmark, not a test
+        counters, enqueued = await _send_and_wait(composer, sessions, user, ids)
         elapsed = time.perf_counter() - started
         await dispatcher.stop()
     await engine.dispose()
     return elapsed, counters, enqueued
+
+
+async def _send_and_wait(
+    composer: Composer, sessions: SessionFactory, user: User, ids: list[int]
+) -> tuple[dict[str, int], float]:
+    """Broadcast to ``ids`` and wait until every delivery is final; the counters and the time
+    the enqueue took."""
+    started = time.perf_counter()
+    answer = await composer.send(
+        user,
+        ComposeRequest(
+            channels=["telegram"], body="Benchmark broadcast", recipients={"customer": ids}
+        ),
+    )
+    enqueued = time.perf_counter() - started
+    message_id = answer["messages"][0]["id"]
+    while True:
+        async with sessions() as session:
+            counters = (await read_counters(session, [message_id]))[message_id]
+        if not counters.get("pending") and not counters.get("sending"):
+            return counters, enqueued
+        await asyncio.sleep(0.02)  # progress polling in a benchmark, not a test
 
 
 async def _plain_aiohttp(base_url: str, count: int) -> float:
@@ -149,14 +163,21 @@ async def main() -> None:
     with simulator_process("telegram", "--users", f"{FIRST_CHAT}:{max(n, fidelity_n)}") as base_url:
         async with throwaway_postgres() as url:
             ids, user = await _seed(url, max(n, fidelity_n))
+            await _reset(base_url)
             elapsed, counters, enqueued = await _broadcast(
                 url, base_url, ids[:n], user, 1000.0, 1.0
             )
+            seen = await _sim_stats(base_url)
             herald_rate = n / elapsed
             plain = await _plain_aiohttp(base_url, n)
             plain_rate = n / plain
             print(f"broadcast: {n} deliveries in {elapsed:.2f}s = {herald_rate:,.0f}/s")
             print(f"  (enqueue {enqueued:.2f}s; final counters {counters})")
+            span = float(seen["send_span_seconds"])  # type: ignore[arg-type]
+            print(
+                f"  Telegram saw them from first to last over {span:.2f}s;"
+                f" most in any 1 s window: {seen['max_per_second']}"
+            )
             print(f"plain aiohttp loop, no database: {n} in {plain:.2f}s = {plain_rate:,.0f}/s")
             print(f"ratio herald/plain: {herald_rate / plain_rate:.2f}")
             elapsed, counters, _ = await _broadcast(url, base_url, ids[:n], user, 1e6, 0.0)
