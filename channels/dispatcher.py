@@ -412,13 +412,22 @@ class Dispatcher:
         updates += decided
         blocked = [by_id[r.delivery_id] for r in results if r.outcome is Outcome.BLOCKED]
         migrated = [(by_id[r.delivery_id].address, r.new_address) for r in results if r.new_address]
-        async with self._sessions.begin() as session:
-            touched = await outbox.record(session, owner=self.owner, updates=updates)
-            await outbox.finish_messages(session, touched, now)
-            if blocked:
-                await self._flag_blocked(session, blocked)
-            for old, new in migrated:
-                await self._move_chat(session, old, new)
+        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+            try:
+                async with self._sessions.begin() as session:
+                    touched = await outbox.record(session, owner=self.owner, updates=updates)
+                    await outbox.finish_messages(session, touched, now)
+                    if blocked:
+                        await self._flag_blocked(session, blocked)
+                    for old, new in migrated:
+                        await self._move_chat(session, old, new)
+                return
+            except Exception as exc:
+                # The outcomes are known: losing them would mean sending again after the lease
+                # lapses. A deadlock victim or a serialization failure succeeds when retried.
+                if attempt == _RECORD_ATTEMPTS or not _is_retryable_conflict(exc):
+                    raise
+                log.warning("recording %d outcomes hit %s; retrying", len(updates), exc)
 
     async def _flag_blocked(
         self, session: AsyncSession, blocked: Sequence[ClaimedDelivery]
@@ -482,6 +491,19 @@ class Dispatcher:
                         extra=dict(m.extra),
                     )
         return {i: self._messages[i] for i in ids}
+
+
+_RECORD_ATTEMPTS = 3
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _is_retryable_conflict(exc: BaseException) -> bool:
+    """PostgreSQL gave up on this transaction to let another one through (asyncpg raises it
+    directly from our raw statements, SQLAlchemy wraps it from the others)."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if getattr(error, "sqlstate", None) in _CONFLICT_SQLSTATES:
+            return True
+    return False
 
 
 def _as_delivery(d: ClaimedDelivery) -> Delivery:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -150,16 +150,26 @@ async def extend_leases(
 ) -> int:
     """A live worker's heartbeat: its deliveries stay its own while it is still working on them
     (waiting out a rate limit or a provider's pause), however long that takes."""
+    dialect = session.get_bind().dialect.name
     renewed = 0
-    for held in id_filters(MR.id, ids, session.get_bind().dialect.name):
+    for held in id_filters(MR.id, ids, dialect):
+        mine = select(MR.id).where(
+            held, MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner
+        )
         result = await session.execute(
             update(MR)
-            .where(held, MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner)
+            .where(MR.id.in_(_skip_locked(mine, dialect).scalar_subquery()))
             .values(lease_expires_at=until)
             .execution_options(synchronize_session=False)
         )
         renewed += int(result.rowcount)  # type: ignore[attr-defined]
     return renewed
+
+
+def _skip_locked(rows: Select[int], dialect: str) -> Select[int]:
+    """Leave alone the rows another transaction is writing (a batch recording its outcomes):
+    waiting for them gains nothing, and taking row locks in another order can deadlock."""
+    return rows.with_for_update(skip_locked=True) if dialect == "postgresql" else rows
 
 
 async def set_batch_key(session: AsyncSession, ids: Sequence[int], key: str | None) -> None:
@@ -339,10 +349,12 @@ async def rescue_expired(session: AsyncSession, now: datetime) -> int:
     Their ``batch_key`` stays, so a batching channel first asks its provider whether that batch
     was accepted before sending it again.
     """
+    expired = select(MR.id).where(MR.status == DeliveryStatus.SENDING, MR.lease_expires_at < now)
+    dialect = session.get_bind().dialect.name
     rows = (
         await session.execute(
             update(MR)
-            .where(MR.status == DeliveryStatus.SENDING, MR.lease_expires_at < now)
+            .where(MR.id.in_(_skip_locked(expired, dialect).scalar_subquery()))
             .values(
                 status=DeliveryStatus.PENDING,
                 lease_owner=None,
