@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.sandbox.telegram_api import TelegramSimulator
 from channels.attachments import IncomingAttachment
-from persistence.models import Customer, DeliveryStatus, MessageStatus
+from persistence import outbox
+from persistence.models import Customer, DeliveryStatus, MessageRecipient, MessageStatus
 from tests.conftest import Database
 from tests.factories import make_customers
 from tests.harness import pipeline
@@ -314,3 +318,48 @@ async def test_a_live_worker_keeps_its_deliveries_past_the_lease(
         assert await p.dispatcher.rescue() == 0
         await p.dispatcher._process("telegram", claimed)
         assert await p.counters(answer["messages"][0]["id"]) == {"success": 3}
+
+
+async def test_a_batch_the_worker_lost_is_not_kept_alive_and_gets_rescued(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """Rows this worker holds but no batch is working on (it failed) lapse and are sent again."""
+    async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
+        ids = await _linked(db, telegram_sim, 3)
+        answer = await p.send(recipients={"customer": ids})
+        now = p.clock()
+        async with db.sessions.begin() as session:  # claimed under this worker's name, then lost
+            await outbox.claim(
+                session,
+                channel="telegram",
+                limit=10,
+                now=now,
+                lease_until=now + timedelta(seconds=30),
+                owner=p.dispatcher.owner,
+            )
+        p.clock.advance(20)
+        assert await p.dispatcher.renew_leases() == 0
+        p.clock.advance(20)
+        assert await p.dispatcher.rescue() == 3
+        assert await p.dispatcher.drain() == 3
+        assert await p.counters(answer["messages"][0]["id"]) == {"success": 3}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_rescue_skips_deliveries_another_transaction_is_writing(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """The rescue neither waits for nor takes a delivery whose outcome is being written."""
+    async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
+        ids = await _linked(db, telegram_sim, 3)
+        await p.send(recipients={"customer": ids})
+        claimed = await p.dispatcher._claim("telegram")
+        p.clock.advance(31)
+        async with db.sessions.begin() as writing:
+            await writing.execute(
+                select(MessageRecipient.id)
+                .where(MessageRecipient.id == claimed[0].id)
+                .with_for_update()
+            )
+            assert await asyncio.wait_for(p.dispatcher.rescue(), timeout=10) == 2
+        assert await p.dispatcher.rescue() == 1
