@@ -30,7 +30,7 @@ from admin_api.app import create_app
 from admin_api.context import ApiContext
 from bench._common import throwaway_postgres
 from bot import event_loop
-from channels.composer import Composer, ComposerConfig, bulk_insert_deliveries
+from channels.composer import Composer, ComposerConfig, insert_delivery_records
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
 from persistence.models import Customer, Message
@@ -66,14 +66,29 @@ async def _seed(url: str) -> tuple[str, int, list[int]]:
         await session.flush()
         rows: list[tuple[Any, ...]] = []
         counts: Counter[tuple[int, str]] = Counter()
+        now = _now()
         for status, share in STATUSES:
             n = int(DELIVERIES * share)
             counts[(message.id, status)] += n
             rows += [
-                (message.id, "telegram", "customer", i, str(1_000_000 + i), status, "", _now())
+                # RECORD_COLUMNS, ending in attempts, sent_number, is_sender and created_at
+                (
+                    message.id,
+                    "telegram",
+                    "customer",
+                    i,
+                    str(1_000_000 + i),
+                    status,
+                    "",
+                    now,
+                    0,
+                    0,
+                    False,
+                    now,
+                )
                 for i in range(n)
             ]
-        await bulk_insert_deliveries(session, rows, _now())
+        await insert_delivery_records(session, rows)
         await add_to_counters(session, counts)
         message_id = message.id
     async with sessions() as session:

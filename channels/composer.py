@@ -717,15 +717,6 @@ DELIVERY_COLUMNS = (
 RECORD_COLUMNS = (*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at")
 
 
-async def bulk_insert_deliveries(
-    session: AsyncSession, rows: list[tuple[Any, ...]], now: datetime
-) -> None:
-    """Insert delivery rows (DELIVERY_COLUMNS) in bulk: COPY on PostgreSQL, one executemany on
-    SQLite."""
-    if rows:
-        await insert_delivery_records(session, ((*row, 0, 0, False, now) for row in rows))
-
-
 async def insert_delivery_records(
     session: AsyncSession, records: Iterable[tuple[Any, ...]]
 ) -> None:
