@@ -7,6 +7,7 @@ import mimetypes
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -64,15 +65,13 @@ def content_type_for(attachment: IncomingAttachment, safe_name: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def save_attachment(
-    root: Path, attachment: IncomingAttachment, *, limit: int, now: datetime
+def describe_attachment(
+    attachment: IncomingAttachment, *, limit: int, now: datetime
 ) -> SavedAttachment:
+    """Check the size and decide the safe name, content type, checksum and place on disk."""
     check_size(attachment, limit)
     safe_name = sanitize_file_name(attachment.file_name)
     relative = Path(f"{now:%Y/%m}") / f"{uuid.uuid4().hex}-{safe_name}"
-    target = root / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(attachment.data)
     return SavedAttachment(
         file_name=safe_name,
         content_type=content_type_for(attachment, safe_name),
@@ -80,3 +79,15 @@ def save_attachment(
         sha256=hashlib.sha256(attachment.data).hexdigest(),
         storage_path=relative.as_posix(),
     )
+
+
+def write_attachment(root: Path, saved: SavedAttachment, data: bytes) -> None:
+    target = root / saved.storage_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def remove_attachments(root: Path, saved: Iterable[SavedAttachment]) -> None:
+    """Delete the files of attachments whose send did not commit: no row will ever name them."""
+    for attachment in saved:
+        (root / attachment.storage_path).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ Only recipients the acting user may see are ever resolved; any other id is repor
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -36,7 +37,9 @@ from channels.attachments import (
     AttachmentTooLargeError,
     IncomingAttachment,
     SavedAttachment,
-    save_attachment,
+    describe_attachment,
+    remove_attachments,
+    write_attachment,
 )
 from channels.sms_text import SmsAnalysis, analyse_sms
 from channels.telegram_text import render_messages
@@ -242,8 +245,7 @@ class Composer:
             if replay is not None:
                 return replay
         try:
-            async with self._sessions.begin() as session:
-                answer = await self._enqueue(session, user, request, fingerprint)
+            answer = await self._enqueue_in_transaction(user, request, fingerprint)
         except IntegrityError:
             if not request.idempotency_key:
                 raise
@@ -444,9 +446,27 @@ class Composer:
             )
         return {**stored.response, "replayed": True}
 
-    async def _enqueue(
-        self, session: AsyncSession, user: User, request: ComposeRequest, fingerprint: str
+    async def _enqueue_in_transaction(
+        self, user: User, request: ComposeRequest, fingerprint: str
     ) -> dict[str, Any]:
+        saved: list[SavedAttachment] = []
+        try:
+            async with self._sessions.begin() as session:
+                return await self._enqueue(session, user, request, fingerprint, saved)
+        except BaseException:
+            # Rolled back (or cancelled): the files written for it would be orphans on disk.
+            remove_attachments(self.config.attachments_root, saved)
+            raise
+
+    async def _enqueue(
+        self,
+        session: AsyncSession,
+        user: User,
+        request: ComposeRequest,
+        fingerprint: str,
+        saved: list[SavedAttachment],
+    ) -> dict[str, Any]:
+        """Write the broadcast in ``session``; ``saved`` collects the attachment files written."""
         candidates, not_visible = await self._candidates(session, user, request)
         if not_visible:
             raise RecipientsNotVisibleError(not_visible)
@@ -463,12 +483,13 @@ class Composer:
         now = self._clock()
         scheduled = request.send_at is not None and request.send_at > now
         start_at = request.send_at if scheduled and request.send_at else now
-        saved = [
-            save_attachment(
-                self.config.attachments_root, a, limit=self.config.max_attachment_bytes, now=now
+        for attachment in request.attachments:
+            described = describe_attachment(
+                attachment, limit=self.config.max_attachment_bytes, now=now
             )
-            for a in request.attachments
-        ]
+            saved.append(described)  # before the write: a cancelled write is cleaned up too
+            root = self.config.attachments_root
+            await asyncio.to_thread(write_attachment, root, described, attachment.data)
         broadcast_id = str(uuid.uuid4())
         messages = []
         for classifier, channel_plan in zip(classifiers, plans, strict=True):

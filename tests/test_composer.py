@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 import channels.composer as composer_module
 from bot.sandbox.telegram_api import TelegramSimulator
@@ -273,6 +276,56 @@ async def test_oversized_attachment_is_refused_and_nothing_is_written(
         async with db.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Customer)) == 1
             assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@asynccontextmanager
+async def database_refusing_attachment_rows(db: Database) -> AsyncIterator[None]:
+    """The database fails every insert into message_attachments, as a full disk would."""
+    if db.backend == "postgresql":
+        create = [
+            "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'no space left'; END $$",
+            "CREATE TRIGGER refuse_attachments BEFORE INSERT ON message_attachments"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_row()",
+        ]
+        drop = [
+            "DROP TRIGGER refuse_attachments ON message_attachments",
+            "DROP FUNCTION refuse_row()",
+        ]
+    else:
+        create = [
+            "CREATE TRIGGER refuse_attachments BEFORE INSERT ON message_attachments"
+            " BEGIN SELECT RAISE(ABORT, 'no space left'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_attachments"]
+    async with db.engine.begin() as conn:
+        for statement in create:
+            await conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with db.engine.begin() as conn:
+            for statement in drop:
+                await conn.execute(text(statement))
+
+
+async def test_failed_send_leaves_no_attachment_files_behind(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """A send the database refuses stores no message and leaves no attachment file on disk."""
+    async with pipeline(db, telegram_sim, tmp_path) as p:
+        (c,) = await make_customers(db.sessions, 1)
+        files = [IncomingAttachment("a.txt", b"one"), IncomingAttachment("b.pdf", b"%PDF")]
+        async with database_refusing_attachment_rows(db):
+            with pytest.raises(DBAPIError, match="no space left"):
+                await p.send(
+                    channels=["storage"], recipients={"customer": [c.id]}, attachments=files
+                )
+        assert [f for f in (tmp_path / "attachments").rglob("*") if f.is_file()] == []
+        async with db.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Message)) == 0
+        await p.send(channels=["storage"], recipients={"customer": [c.id]}, attachments=files)
+        assert len([f for f in (tmp_path / "attachments").rglob("*") if f.is_file()]) == 2
 
 
 async def test_send_writes_what_presend_announced_in_the_callers_order(
