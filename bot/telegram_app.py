@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 from telegram.ext import ApplicationBuilder, BasePersistence, ContextTypes
-from telegram.warnings import PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.aiohttp_request import AiohttpRequest
 from bot.context import HeraldContext, TelegramEndpoint
@@ -42,6 +42,9 @@ def build_application(
     warnings.filterwarnings(
         "ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning
     )
+    # PTB itself reads RetryAfter.retry_after while building the error and warns that the int
+    # form is deprecated; Herald accepts both forms (bot/rate_limiter.py), so the warning is noise.
+    warnings.filterwarnings("ignore", message=r".*retry_after.*", category=PTBDeprecationWarning)
     builder = (
         ApplicationBuilder()
         .application_class(HeraldApplication, kwargs={"herald": herald})
