@@ -44,6 +44,7 @@ from channels.attachments import (
 from channels.sms_text import SmsAnalysis, analyse_sms
 from channels.telegram_text import render_messages
 from persistence.database import SessionFactory
+from persistence.driver_sql import driver_in_transaction
 from persistence.id_filter import id_filters
 from persistence.models import (
     DeliveryStatus,
@@ -745,9 +746,7 @@ async def insert_delivery_records(
     as it sends them; one executemany on SQLite."""
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        driver = await driver_in_transaction(connection)
         await driver.copy_records_to_table(
             "message_recipients", records=records, columns=list(RECORD_COLUMNS)
         )

@@ -30,6 +30,21 @@ def engine_of(sessions: SessionFactory) -> AsyncEngine:
     return bind
 
 
+async def driver_in_transaction(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under ``connection``, inside its SQLAlchemy transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs itself: a
+    statement sent straight to asyncpg before that would commit on its own, apart from the rest
+    of the transaction.
+    """
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction() and connection.in_transaction():
+        await connection.exec_driver_sql("SELECT 1")  # the adapter's BEGIN goes out with it
+    return driver
+
+
 async def autocommit(connection: AsyncConnection) -> AsyncConnection:
     """A single statement needs no transaction: no BEGIN/COMMIT round trips around it."""
     return await connection.execution_options(isolation_level="AUTOCOMMIT")

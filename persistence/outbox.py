@@ -18,6 +18,7 @@ from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from persistence.driver_sql import driver_in_transaction
 from persistence.id_filter import id_filters
 from persistence.models import (
     DeliveryStatus,
@@ -228,9 +229,7 @@ RETURNING m.id, m.message_id
 async def _write_outcomes_postgres(
     connection: AsyncConnection, owner: str, updates: Sequence[DeliveryUpdate]
 ) -> list[tuple[int, int]]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await driver_in_transaction(connection)  # atomic with the counters written next
     rows = await driver.fetch(
         _RECORD_POSTGRES,
         [u.id for u in updates],

@@ -369,3 +369,22 @@ async def test_send_writes_what_presend_announced_in_the_callers_order(
             }
         email = plan.channels[0].classification
         assert [t.id for t in email.valid] == [named[0], named[3], named[4], named[8], subject.id]
+
+
+async def test_bulk_written_deliveries_roll_back_with_their_transaction(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """Delivery rows bulk-written first thing in a transaction that fails are not kept."""
+    async with pipeline(db, telegram_sim, tmp_path) as p:
+        (c,) = await make_customers(db.sessions, 1)
+        answer = await p.send(channels=["storage"], recipients={"customer": [c.id]})
+        message_id = answer["messages"][0]["id"]
+        now = p.clock()
+        extra = (message_id, "storage", "customer", c.id, "", "pending", "", now, 0, 0, False, now)
+        with pytest.raises(ConnectionResetError):
+            async with db.sessions.begin() as session:
+                await composer_module.insert_delivery_records(session, [extra])
+                raise ConnectionResetError("the process died before COMMIT")
+        async with db.sessions() as session:
+            count = select(func.count()).select_from(MessageRecipient)
+            assert await session.scalar(count) == 1

@@ -14,6 +14,7 @@ from bot.sandbox.telegram_api import TelegramSimulator
 from channels.attachments import IncomingAttachment
 from persistence import outbox
 from persistence.models import Customer, DeliveryStatus, MessageRecipient, MessageStatus
+from persistence.outbox import DeliveryUpdate
 from tests.conftest import Database
 from tests.factories import make_customers
 from tests.harness import pipeline
@@ -363,3 +364,21 @@ async def test_rescue_skips_deliveries_another_transaction_is_writing(
             )
             assert await asyncio.wait_for(p.dispatcher.rescue(), timeout=10) == 2
         assert await p.dispatcher.rescue() == 1
+
+
+async def test_outcomes_that_never_commit_change_neither_rows_nor_counters(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """A crash before the outcomes commit leaves deliveries and counters both still 'sending'."""
+    async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
+        ids = await _linked(db, telegram_sim, 3)
+        message_id = (await p.send(recipients={"customer": ids}))["messages"][0]["id"]
+        claimed = await p.dispatcher._claim("telegram")
+        outcomes = [DeliveryUpdate(d.id, DeliveryStatus.SUCCESS, d.attempts) for d in claimed]
+        with pytest.raises(ConnectionResetError):
+            async with db.sessions.begin() as session:
+                await outbox.record(session, owner=p.dispatcher.owner, updates=outcomes)
+                raise ConnectionResetError("the process died before COMMIT")
+        assert await p.counters(message_id) == {"sending": 3}
+        assert {r.status for r in await p.deliveries(message_id)} == {DeliveryStatus.SENDING}
+        assert await p.dispatcher.drain() == 0  # still leased: the rescue decides, not a resend
