@@ -484,12 +484,10 @@ class Composer:
         now = self._clock()
         scheduled = request.send_at is not None and request.send_at > now
         start_at = request.send_at if scheduled and request.send_at else now
+        root, limit = self.config.attachments_root, self.config.max_attachment_bytes
         for attachment in request.attachments:
-            described = describe_attachment(
-                attachment, limit=self.config.max_attachment_bytes, now=now
-            )
+            described = describe_attachment(attachment, limit=limit, now=now)
             saved.append(described)  # before the write: a cancelled write is cleaned up too
-            root = self.config.attachments_root
             await asyncio.to_thread(write_attachment, root, described, attachment.data)
         broadcast_id = str(uuid.uuid4())
         messages = []
