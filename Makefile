@@ -49,8 +49,8 @@ unit: $(STAMP_DEV)
 ## Regenerate the lock files from pyproject.toml.
 lock: $(BIN)/python
 	$(BIN)/pip install --quiet pip-tools
-	$(PIP_COMPILE) -o requirements.lock pyproject.toml
-	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml requirements-build.in
+	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml requirements-build.in
 
 ## The benchmarks (PostgreSQL on 127.0.0.1:5432); each prints its figures and ratios.
 bench: $(STAMP_DEV)
