@@ -43,7 +43,7 @@ async def throwaway_postgres() -> AsyncIterator[str]:
 def simulator_process(service: str, *extra: str) -> Iterator[str]:
     """Run a simulator in its own process (its own CPU time); yields its base URL."""
     process = subprocess.Popen(  # noqa: S603 - our own module
-        [sys.executable, "-m", "bot.sandbox.serve", service, *extra],
+        [sys.executable, "-m", "sandbox.serve", service, *extra],
         stdout=subprocess.PIPE,
         text=True,
     )

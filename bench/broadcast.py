@@ -28,8 +28,8 @@ from bot.context import TelegramEndpoint
 from bot.delivery import telegram_client
 from channels.composer import Composer, ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.rate_limit import TelegramRateLimiter
 from channels.telegram_channel import TelegramChannel
+from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.outbox import read_counters

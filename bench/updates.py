@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import throwaway_postgres
 from bot import event_loop
 from bot.runner import BotPersistence, Service
-from bot.sandbox.telegram_api import TelegramSimulator
 from bot.settings import load_settings
 from bot.webhook import SECRET_HEADER
 from persistence.database import create_engine
+from sandbox.telegram_simulator import TelegramSimulator
 
 SECRET = "bench-webhook-secret"
 BENCH_TOKEN = "777000:BENCH-TOKEN"

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from channels.metrics import Metrics
-from channels.rate_limit import TelegramRateLimiter
+from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
 

@@ -8,12 +8,12 @@ from bot.settings import Settings
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.rate_limit import TelegramRateLimiter
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.storage_channel import StorageChannel
-from channels.telegram_api import BotApiClient
 from channels.telegram_channel import TelegramChannel
+from channels.telegram_client import BotApiClient
+from channels.telegram_rate_limit import TelegramRateLimiter
 
 
 def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:

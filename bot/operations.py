@@ -12,7 +12,7 @@ from admin_api.context import ReadinessCheck, SkebbyStatus
 from bot.handlers.context import HeraldApplication
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
-from channels.telegram_api import BotApiClient, BotApiError, BotApiUnavailableError
+from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 
 
 def readiness_checks(

@@ -28,7 +28,6 @@ from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
 from bot.handlers.context import HeraldApplication
 from bot.jobs import schedule_delivery_jobs
 from bot.operations import readiness_checks, skebby_status
-from bot.sandbox.telegram_api import TelegramSimulator
 from bot.sandbox_mode import sandbox_endpoint, start_simulator, telegram_endpoint
 from bot.settings import Settings, TelegramMode
 from bot.telegram_app import build_application, database_persistence
@@ -40,6 +39,7 @@ from channels.sms_reports import sms_report_job
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
 from persistence.migrate import ensure_schema_current
+from sandbox.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger(__name__)
 

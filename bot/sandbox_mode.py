@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 
 from bot.context import TelegramEndpoint
-from bot.sandbox.telegram_api import TelegramSimulator
 from bot.settings import Settings
+from sandbox.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger(__name__)
 

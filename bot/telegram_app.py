@@ -12,7 +12,7 @@ from bot.aiohttp_request import AiohttpRequest
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.handlers import install_handlers, publish_commands
 from bot.handlers.context import HeraldApplication, HeraldCallbackContext
-from bot.rate_limiter import SharedBudgetRateLimiter
+from bot.ptb_rate_limiter import SharedBudgetRateLimiter
 from bot.update_processor import PerChatUpdateProcessor
 from persistence.bot_persistence import DatabasePersistence
 
@@ -43,7 +43,8 @@ def build_application(
         "ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning
     )
     # PTB itself reads RetryAfter.retry_after while building the error and warns that the int
-    # form is deprecated; Herald accepts both forms (bot/rate_limiter.py), so the warning is noise.
+    # form is deprecated; Herald accepts both forms (bot/ptb_rate_limiter.py): the warning is
+    # noise.
     warnings.filterwarnings("ignore", message=r".*retry_after.*", category=PTBDeprecationWarning)
     builder = (
         ApplicationBuilder()

@@ -19,8 +19,8 @@ from channels.base import (
     StoredAttachment,
     TransientDeliveryError,
 )
-from channels.rate_limit import TelegramRateLimiter
-from channels.telegram_api import BotApiClient, BotApiError, BotApiUnavailableError
+from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
+from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.telegram_text import render_messages
 
 PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram's limit for sendPhoto; larger images go as documents

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.runner import Service
-from bot.sandbox.telegram_api import TelegramSimulator
-from bot.sandbox.telegram_models import SentMessage
 from bot.settings import Settings, load_settings
 from persistence.models import Customer, ExternalSubject
+from sandbox.telegram_models import SentMessage
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 
 WEBHOOK_SECRET = "test-webhook-secret"

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.migrate import upgrade
 from persistence.models import Base
+from sandbox.telegram_simulator import TelegramSimulator
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

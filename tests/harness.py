@@ -13,16 +13,16 @@ from sqlalchemy import select
 
 from bot.context import TelegramEndpoint
 from bot.delivery import telegram_client
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.rate_limit import TelegramRateLimiter
 from channels.storage_channel import StorageChannel
 from channels.telegram_channel import TelegramChannel
+from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.models import Message, MessageRecipient, User
 from persistence.outbox import read_counters
 from persistence.recipient_kinds import default_registry
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.factories import FakeClock, make_user
 

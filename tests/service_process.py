@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.sandbox.telegram_api import TelegramSimulator
+from sandbox.telegram_simulator import TelegramSimulator
 
 LISTENING = re.compile(r"Herald is listening on http://[^:]+:(\d+)")
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from bot import cli
 from bot.chat_client import ChatClient, ChatOptions
 from bot.runner import Service
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.models import Customer
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import running_service
 from tests.conftest import Database
 

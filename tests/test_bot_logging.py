@@ -11,7 +11,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TelegramError
 
 from bot.logging_setup import REDACTED, RedactingFormatter
-from bot.sandbox.telegram_api import TelegramSimulator
+from sandbox.telegram_simulator import TelegramSimulator
 
 TOKEN = "5555:redact-me-secret-token-value"
 

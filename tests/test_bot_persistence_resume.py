@@ -18,9 +18,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.bot_persistence import DatabasePersistence
 from persistence.models import BotConversation, BotUserData
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import Person
 from tests.conftest import Database
 

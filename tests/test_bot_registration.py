@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.runner import Service
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.models import (
     Customer,
     DeliveryStatus,
@@ -19,6 +18,7 @@ from persistence.models import (
     MessageRecipient,
     MessageStatus,
 )
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import (
     MODES,
     Person,

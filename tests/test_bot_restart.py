@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from bot.handlers.registration import CONVERSATION_NAME, WAITING_CONTACT
 from bot.runner import Service
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.models import BotConversation, Customer
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import (
     MODES,
     Person,

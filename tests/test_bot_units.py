@@ -157,7 +157,7 @@ async def test_queries_link_flag_and_store_across_kinds(db: Database) -> None:
 def test_terminal_chat_shows_what_a_telegram_app_would_show() -> None:
     """Broadcast markup reaches the terminal chat rendered, not as raw HTML tags."""
     from bot.chat_client import render
-    from bot.sandbox.telegram_models import plain_text
+    from sandbox.telegram_models import plain_text
 
     text = "<b>Office news</b>\n\nClosed &lt;Friday&gt;"
     shown = render({"text": text, "visible_text": plain_text(text, "HTML"), "parse_mode": "HTML"})

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from bot.runner import Service
-from bot.sandbox.telegram_api import TelegramSimulator
 from bot.settings import load_settings
 from bot.webhook import SECRET_HEADER
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import WEBHOOK_SECRET, Person, running_service
 from tests.conftest import Database
 

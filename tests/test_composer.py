@@ -12,7 +12,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import channels.composer as composer_module
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.attachments import IncomingAttachment
 from channels.composer import (
     CompositionError,
@@ -26,6 +25,7 @@ from persistence.models import (
     MessageAttachment,
     MessageRecipient,
 )
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.factories import make_customers, make_subject, make_user
 from tests.harness import pipeline

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.composer import Composer, ComposerConfig, ComposeRequest
 from channels.dispatcher import DispatcherConfig
 from persistence.models import Customer, MessageRecipient
 from persistence.outbox import read_counters
 from persistence.recipient_kinds import default_registry
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import wait_until
 from tests.conftest import Database
 from tests.factories import FakeClock, make_customers, make_user

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.attachments import IncomingAttachment
 from persistence import outbox
 from persistence.models import Customer, DeliveryStatus, MessageRecipient, MessageStatus
 from persistence.outbox import DeliveryUpdate
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.factories import make_customers
 from tests.harness import pipeline

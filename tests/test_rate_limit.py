@@ -13,10 +13,10 @@ import pytest
 from telegram.error import RetryAfter
 from telegram.ext import ExtBot
 
-from bot.rate_limiter import SharedBudgetRateLimiter
-from bot.sandbox.telegram_api import TelegramSimulator
-from channels.rate_limit import TelegramRateLimiter
-from channels.telegram_api import BotApiClient
+from bot.ptb_rate_limiter import SharedBudgetRateLimiter
+from channels.telegram_client import BotApiClient
+from channels.telegram_rate_limit import TelegramRateLimiter
+from sandbox.telegram_simulator import TelegramSimulator
 
 
 class SimulatedTime:

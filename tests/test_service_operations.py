@@ -6,8 +6,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.sandbox.telegram_api import TelegramSimulator
 from persistence.api_keys import issue_api_key
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import running_service, wait_until
 from tests.conftest import Database
 from tests.factories import make_customers

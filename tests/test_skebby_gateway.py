@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot.sandbox.skebby_api import SkebbySimulator
 from channels.skebby_gateway import (
     Encoding,
     MessageType,
@@ -26,6 +25,7 @@ from channels.skebby_gateway import (
     is_valid_order_id,
     make_order_id,
 )
+from sandbox.skebby_simulator import SkebbySimulator
 from tests.factories import EpochClock
 
 NUMBERS = ["+393471234567", "+393471234568", "+393471234569"]

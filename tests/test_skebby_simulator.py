@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.sandbox.skebby_api import ORDER_STATES, SkebbySimulator, count_fragments
 from channels.skebby_gateway import OrderState, SkebbyGateway, SkebbyTimeoutError, make_order_id
+from sandbox.skebby_simulator import ORDER_STATES, SkebbySimulator, count_fragments
 from tests.factories import EpochClock
 
 NUMBER = "+393471234567"

@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.sandbox.skebby_api import SkebbySimulator
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.base import Delivery
 from channels.skebby_channel import SkebbyChannel
 from channels.skebby_gateway import SkebbyGateway
@@ -22,6 +20,8 @@ from channels.sms_text import analyse_sms
 from channels.smtp_channel import EmailChannel
 from persistence import outbox
 from persistence.models import DeliveryStatus, Message, MessageRecipient, MessageStatus
+from sandbox.skebby_simulator import SkebbySimulator
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.factories import make_customers
 from tests.harness import Pipeline, pipeline

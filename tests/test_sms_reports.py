@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.skebby_api import SkebbySimulator
-from bot.sandbox.telegram_api import TelegramSimulator
 from channels.skebby_gateway import OrderState, SkebbyGateway
 from channels.sms_reports import ReportSummary, sms_report_job
 from persistence.models import DeliveryStatus
+from sandbox.skebby_simulator import SkebbySimulator
+from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.harness import Pipeline
 from tests.test_sms_channel import (

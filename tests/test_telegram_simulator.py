@@ -36,7 +36,7 @@ from telegram.error import (
 )
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.sandbox.telegram_api import TelegramSimulator
+from sandbox.telegram_simulator import TelegramSimulator
 
 # RetryAfter's own constructor reads the deprecated int-valued ``retry_after`` (PTB 22.x).
 pytestmark = pytest.mark.filterwarnings("ignore:.*attribute `retry_after`:DeprecationWarning")

@@ -17,7 +17,7 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
-from channels.rate_limit import TelegramRateLimiter
+from channels.telegram_rate_limit import TelegramRateLimiter
 
 JSONDict = dict[str, Any]
 _SENDING_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")

@@ -1,6 +1,6 @@
 """The user side of the Telegram simulator: people and groups acting towards the bot.
 
-Mixed into :class:`bot.sandbox.telegram_api.TelegramSimulator`. Setup (``add_user``,
+Mixed into :class:`sandbox.telegram_simulator.TelegramSimulator`. Setup (``add_user``,
 ``add_group``) is synchronous; every action that produces an update is ``async`` and returns the
 ``update_id`` it created.
 """
@@ -11,7 +11,7 @@ import enum
 import time
 from collections.abc import Iterator
 
-from bot.sandbox.telegram_models import JSON, SimChat, SimUser, command_entities, strip_reply
+from sandbox.telegram_models import JSON, SimChat, SimUser, command_entities, strip_reply
 
 
 class _Default(enum.Enum):

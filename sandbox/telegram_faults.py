@@ -7,7 +7,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from bot.sandbox.telegram_models import ApiError, too_many_requests
+from sandbox.telegram_models import ApiError, too_many_requests
 
 SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.sandbox.telegram_models import JSON
+from sandbox.telegram_models import JSON
 
 if TYPE_CHECKING:
-    from bot.sandbox.telegram_api import TelegramSimulator
+    from sandbox.telegram_simulator import TelegramSimulator
 
 MAX_POLL_SECONDS = 60.0
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.sandbox.telegram_models import (
+from sandbox.telegram_models import (
     DEFAULT_ALLOWED_UPDATES,
     JSON,
     ApiError,

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.telegram_control import ControlApi
-from bot.sandbox.telegram_faults import FaultInjector, RateLimits
-from bot.sandbox.telegram_models import (
+from sandbox.telegram_control import ControlApi
+from sandbox.telegram_faults import FaultInjector, RateLimits
+from sandbox.telegram_models import (
     JSON,
     MAX_CAPTION_LENGTH,
     MAX_TEXT_LENGTH,
@@ -50,9 +50,9 @@ from bot.sandbox.telegram_models import (
     scope_key,
     strip_reply,
 )
-from bot.sandbox.telegram_outbox import SentMessages
-from bot.sandbox.telegram_updates import Described, UpdateQueue
-from bot.sandbox.telegram_users import UserActions
+from sandbox.telegram_outbox import SentMessages
+from sandbox.telegram_updates import Described, UpdateQueue
+from sandbox.telegram_users import UserActions
 
 logger = logging.getLogger(__name__)
 

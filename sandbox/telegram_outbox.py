@@ -1,6 +1,6 @@
 """What the bot sent, as the Telegram simulator recorded it: reading, waiting, rate counters.
 
-Mixed into :class:`bot.sandbox.telegram_api.TelegramSimulator`. Messages live in per-chat lists
+Mixed into :class:`sandbox.telegram_simulator.TelegramSimulator`. Messages live in per-chat lists
 ordered by message_id, so reading and long polling never scan other chats.
 """
 
@@ -10,7 +10,7 @@ import asyncio
 from bisect import bisect_right
 from collections import Counter
 
-from bot.sandbox.telegram_models import SentMessage, SimChat
+from sandbox.telegram_models import SentMessage, SimChat
 
 
 class SentMessages:

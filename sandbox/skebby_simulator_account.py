@@ -1,7 +1,7 @@
 """Account-side routes of the Skebby simulator: contacts, groups, blacklist, received SMS,
 TPOA aliases, subaccounts, two-factor authentication and landing pages.
 
-Mixed into :class:`bot.sandbox.skebby_api.SkebbySimulator`; the SMS routes, authentication,
+Mixed into :class:`sandbox.skebby_simulator.SkebbySimulator`; the SMS routes, authentication,
 faults and lifecycle live there. Shapes follow the public Skebby REST v1.0 documentation.
 """
 

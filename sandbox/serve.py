@@ -1,4 +1,4 @@
-"""Run a simulator in its own process: ``python -m bot.sandbox.serve telegram --users 1000:5000``.
+"""Run a simulator in its own process: ``python -m sandbox.serve telegram --users 1000:5000``.
 
 Benchmarks and crash tests use this so the simulator does not share a CPU core's event loop with
 the process it measures. It prints ``READY <port>`` once listening and runs until SIGTERM/SIGINT.
@@ -11,8 +11,8 @@ import asyncio
 import signal
 import sys
 
-from bot.sandbox.skebby_api import SkebbySimulator
-from bot.sandbox.telegram_api import TelegramSimulator
+from sandbox.skebby_simulator import SkebbySimulator
+from sandbox.telegram_simulator import TelegramSimulator
 
 
 def _user_range(text: str) -> range:

@@ -1,6 +1,6 @@
 """Data records, request parsing and JSON builders for the Telegram Bot API simulator.
 
-Everything here is plain data and pure functions; the server lives in ``telegram_api``.
+Everything here is plain data and pure functions; the server lives in ``telegram_simulator``.
 The JSON produced matches the shapes of the real Bot API closely enough for
 python-telegram-bot to deserialise it (``Message``, ``User``, ``Chat``, ``ChatFullInfo``).
 """

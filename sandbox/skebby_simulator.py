@@ -4,7 +4,7 @@ It serves ``/API/v1.0/REST/`` like ``https://api.skebby.it`` does: session-key a
 ``POST sms`` / ``POST paramsms`` with Skebby's validation and fragment-based credit accounting,
 per-recipient order states, history, user status, and the account routes (contacts, groups,
 blacklist, received SMS, TPOA aliases, subaccounts, 2FA, landing pages; see
-:mod:`bot.sandbox.skebby_api_account`). Tests drive it from the outside: inject faults
+:mod:`sandbox.skebby_simulator_account`). Tests drive it from the outside: inject faults
 (``fail_next``, ``set_fault_rate``, ``set_latency``, ``hang_next``, ``drop_answer_next``), move
 deliveries along (``advance``, ``set_state``, ``set_outcome``), expire sessions without sleeping
 (``expire_sessions`` or an injected ``clock``) and inspect ``orders``, ``requests`` and ``logins``.
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.sandbox.skebby_api_account import (
+from sandbox.skebby_simulator_account import (
     API_PREFIX,
     AccountState,
     SkebbyAccountRoutes,
