@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from admin_api.context import API_CONTEXT
-from channels.composer import (
+from channels.composition import (
     CompositionError,
     IdempotencyConflictError,
     RecipientsNotVisibleError,

@@ -39,7 +39,7 @@ from admin_api.schemas_messages import (
     SendOut,
 )
 from channels.attachments import IncomingAttachment
-from channels.composer import ComposeRequest
+from channels.composition import ComposeRequest
 from persistence.message_queries import (
     MessageFilter,
     MessageView,
@@ -194,7 +194,7 @@ async def create_message(request: web.Request) -> web.Response:
     if query.presend or body.presend:
         plan = await ctx.composer.presend(user, compose)
         return render(PlanOut.model_validate(plan.to_json()))
-    answer = SendOut.model_validate(await ctx.composer.send(user, compose))
+    answer = SendOut.model_validate(await ctx.composer.send(user, compose), from_attributes=True)
     location = f"/api/v1/messages/{answer.messages[0].id}" if answer.messages else None
     return render(answer, 202, {"Location": location} if location else None)
 

@@ -30,9 +30,11 @@ from admin_api.app import create_app
 from admin_api.context import ApiContext
 from bench._common import throwaway_postgres
 from bot import event_loop
-from channels.composer import Composer, ComposerConfig, insert_delivery_records
+from channels.composer import Composer
+from channels.composition import ComposerConfig
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
+from persistence.enqueue import NewDelivery, insert_deliveries
 from persistence.models import Customer, Message
 from persistence.outbox import add_to_counters
 from persistence.recipient_kinds import default_registry
@@ -64,31 +66,19 @@ async def _seed(url: str) -> tuple[str, int, list[int]]:
         )
         session.add(message)
         await session.flush()
-        rows: list[tuple[Any, ...]] = []
+        rows: list[NewDelivery] = []
         counts: Counter[tuple[int, str]] = Counter()
         now = _now()
         for status, share in STATUSES:
             n = int(DELIVERIES * share)
             counts[(message.id, status)] += n
             rows += [
-                # RECORD_COLUMNS, ending in attempts, sent_number, is_sender and created_at
-                (
-                    message.id,
-                    "telegram",
-                    "customer",
-                    i,
-                    str(1_000_000 + i),
-                    status,
-                    "",
-                    now,
-                    0,
-                    0,
-                    False,
-                    now,
+                NewDelivery(
+                    message.id, "telegram", "customer", i, str(1_000_000 + i), status, "", now, now
                 )
                 for i in range(n)
             ]
-        await insert_delivery_records(session, rows)
+        await insert_deliveries(session, rows)
         await add_to_counters(session, counts)
         message_id = message.id
     async with sessions() as session:

@@ -26,7 +26,8 @@ from bench._common import simulator_process, throwaway_postgres
 from bot import event_loop
 from bot.context import TelegramEndpoint
 from bot.delivery import telegram_client
-from channels.composer import Composer, ComposerConfig, ComposeRequest
+from channels.composer import Composer
+from channels.composition import ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.telegram_channel import TelegramChannel
 from channels.telegram_rate_limit import TelegramRateLimiter

@@ -24,7 +24,8 @@ from sqlalchemy import insert, select
 from bench._common import simulator_process, smtp_sink, throwaway_postgres
 from bot import event_loop
 from channels.base import Channel
-from channels.composer import Composer, ComposerConfig, ComposeRequest
+from channels.composer import Composer
+from channels.composition import ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.skebby_channel import SkebbyChannel
 from channels.skebby_gateway import SkebbyGateway

@@ -21,8 +21,10 @@ from sqlalchemy import insert, select
 
 from bench._common import throwaway_postgres
 from bot import event_loop
-from channels.composer import RECORD_COLUMNS, Composer, ComposerConfig, ComposeRequest
+from channels.composer import Composer
+from channels.composition import ComposerConfig, ComposeRequest
 from persistence.database import create_engine, create_session_factory
+from persistence.enqueue import DELIVERY_COLUMNS, NewDelivery
 from persistence.models import Customer, User
 from persistence.recipient_kinds import default_registry
 
@@ -86,19 +88,8 @@ async def main() -> None:
         raw = await asyncpg.connect(url.replace("+asyncpg", ""))
         now = datetime.now(UTC)
         rows = [
-            (
-                message_id,
-                "telegram",
-                "customer",
-                i,
-                str(1_000_000 + i),
-                "pending",
-                "",
-                now,
-                0,
-                0,
-                False,
-                now,
+            NewDelivery(
+                message_id, "telegram", "customer", i, str(1_000_000 + i), "pending", "", now, now
             )
             for i in ids
         ]
@@ -106,7 +97,7 @@ async def main() -> None:
         await raw.copy_records_to_table(
             "message_recipients",
             records=rows,
-            columns=list(RECORD_COLUMNS),
+            columns=list(DELIVERY_COLUMNS),
         )
         copy_seconds = time.perf_counter() - started
         await raw.close()

@@ -33,7 +33,8 @@ from bot.delivery import build_channels, composer_config, dispatcher_config
 from bot.sandbox_mode import telegram_endpoint
 from bot.settings import Settings
 from channels.base import Channel
-from channels.composer import Composer, ComposeRequest, CompositionError, IdempotencyConflictError
+from channels.composer import Composer
+from channels.composition import ComposeRequest, CompositionError, IdempotencyConflictError
 from channels.dispatcher import Dispatcher
 from persistence.api_keys import get_or_create_user
 from persistence.common_queries import NotFoundError, PageRequest
@@ -204,14 +205,14 @@ async def _broadcast(context: HeraldContext, user: User, args: argparse.Namespac
         _print_plan(console, (await composer.presend(user, request)).to_json())
         return
     answer = await composer.send(user, request)
-    for message in answer["messages"]:
-        counts = ", ".join(f"{n} {s}" for s, n in message["counts"].items() if n)
-        console.print(f"message {message['id']} ({message['channel']}): {counts}")
-    if answer["status"] == "scheduled":
-        console.print(f"scheduled for {answer['send_at']}; the service sends it then")
+    for message in answer.messages:
+        counts = ", ".join(f"{n} {s}" for s, n in message.counts.items() if n)
+        console.print(f"message {message.id} ({message.channel}): {counts}")
+    if answer.status == "scheduled":
+        console.print(f"scheduled for {answer.send_at}; the service sends it then")
         return
     if args.wait:
-        ids = [int(m["id"]) for m in answer["messages"]]
+        ids = answer.message_ids
         await _wait(context, console, ids, request.channels, args.deliver, args.idle_timeout)
 
 

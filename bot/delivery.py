@@ -6,7 +6,8 @@ from bot.context import HeraldContext, TelegramEndpoint
 from bot.delivery_sms import build_sms_channel
 from bot.settings import Settings
 from channels.base import Channel
-from channels.composer import Composer, ComposerConfig
+from channels.composer import Composer
+from channels.composition import ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from persistence.enqueue import AttachmentRecord
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_NAME_LENGTH = 120
 
@@ -28,15 +30,6 @@ class IncomingAttachment:
     file_name: str
     data: bytes
     content_type: str | None = None
-
-
-@dataclass(frozen=True)
-class SavedAttachment:
-    file_name: str
-    content_type: str
-    size: int
-    sha256: str
-    storage_path: str  # relative to the attachments root
 
 
 def sanitize_file_name(raw: str) -> str:
@@ -67,12 +60,12 @@ def content_type_for(attachment: IncomingAttachment, safe_name: str) -> str:
 
 def describe_attachment(
     attachment: IncomingAttachment, *, limit: int, now: datetime
-) -> SavedAttachment:
+) -> AttachmentRecord:
     """Check the size and decide the safe name, content type, checksum and place on disk."""
     check_size(attachment, limit)
     safe_name = sanitize_file_name(attachment.file_name)
     relative = Path(f"{now:%Y/%m}") / f"{uuid.uuid4().hex}-{safe_name}"
-    return SavedAttachment(
+    return AttachmentRecord(
         file_name=safe_name,
         content_type=content_type_for(attachment, safe_name),
         size=len(attachment.data),
@@ -81,13 +74,13 @@ def describe_attachment(
     )
 
 
-def write_attachment(root: Path, saved: SavedAttachment, data: bytes) -> None:
+def write_attachment(root: Path, saved: AttachmentRecord, data: bytes) -> None:
     target = root / saved.storage_path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
 
 
-def remove_attachments(root: Path, saved: Iterable[SavedAttachment]) -> None:
+def remove_attachments(root: Path, saved: Iterable[AttachmentRecord]) -> None:
     """Delete the files of attachments whose send did not commit: no row will ever name them."""
     for attachment in saved:
         (root / attachment.storage_path).unlink(missing_ok=True)

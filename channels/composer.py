@@ -1,67 +1,55 @@
-"""The composer (the seed's send_mixin, fixed): validate, resolve, classify, presend, enqueue.
+"""The composer (the seed's send_mixin): validate, resolve, classify, presend, enqueue.
 
 Presend is a dry run that writes nothing. Send writes the message and all its deliveries in one
-transaction with bulk inserts (PostgreSQL: a COPY that streams while the recipients are being
-classified), and returns at once; the dispatcher delivers.
-Only recipients the acting user may see are ever resolved; any other id is reported, never sent to.
+transaction (``persistence.enqueue``; on PostgreSQL a COPY that streams while the recipients are
+being classified) and returns at once; the dispatcher delivers. Only recipients the acting user
+may see are ever resolved; any other id is reported, never sent to. No SQL here: the composer
+plans, the persistence layer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, bindparam, column, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.addresses import (
-    CHANNEL_FIELDS,
-    Candidate,
-    Classification,
-    Classifier,
-    Problem,
-    classify,
-)
+from channels.addresses import CHANNEL_FIELDS, Candidate, Classification, Classifier, classify
 from channels.attachments import (
     AttachmentTooLargeError,
-    IncomingAttachment,
-    SavedAttachment,
     describe_attachment,
     remove_attachments,
     write_attachment,
 )
-from channels.sms_text import SmsAnalysis, analyse_sms
-from channels.telegram_text import render_messages
-from persistence.database import SessionFactory
-from persistence.driver_sql import driver_in_transaction
-from persistence.id_filter import id_filters
-from persistence.models import (
-    DeliveryStatus,
-    Direction,
-    IdempotencyKey,
-    Message,
-    MessageAttachment,
-    MessageRecipient,
-    MessageStatus,
-    MessageTypology,
-    User,
+from channels.clock import Clock
+from channels.composition import (
+    CHANNELS,
+    ChannelPlan,
+    ComposerConfig,
+    ComposeRequest,
+    CompositionError,
+    IdempotencyConflictError,
+    Plan,
+    QueuedMessage,
+    RecipientsNotVisibleError,
+    SendResult,
 )
-from persistence.outbox import add_to_counters
+from channels.sms_text import analyse_sms
+from channels.telegram_text import render_messages
+from persistence import enqueue
+from persistence.database import SessionFactory
+from persistence.enqueue import AttachmentRecord, NewDelivery, NewMessage
+from persistence.models import DeliveryStatus, MessageStatus, User
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
+from persistence.recipient_loading import load_recipient_columns
 
-CHANNELS = ("telegram", "email", "sms", "storage")
-Clock = Callable[[], datetime]
 # A resolved recipient: the values of a Candidate as a plain tuple. The garbage collector stops
 # tracking plain tuples of plain values, not NamedTuples, so 100,000 of these held during a send
 # cost no repeated full collections; each becomes a Candidate only while it is classified.
@@ -69,146 +57,6 @@ CandidateRow = tuple[Any, ...]
 # Candidates classified at a time while a send streams its deliveries: small enough that the
 # database starts on the first rows at once, large enough to keep per-slice overhead negligible.
 STREAM_SLICE = 5000
-
-
-class CompositionError(Exception):
-    """The request cannot be sent as given; ``field`` names the offending input."""
-
-    def __init__(self, field: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.details = details
-
-
-class RecipientsNotVisibleError(CompositionError):
-    def __init__(self, refs: Sequence[RecipientRef]) -> None:
-        listed = ", ".join(f"{kind}:{rid}" for kind, rid in refs[:20])
-        super().__init__(
-            "recipients",
-            f"{len(refs)} recipient(s) do not exist or are not yours: {listed}",
-            [{"kind": kind, "id": rid} for kind, rid in refs],
-        )
-        self.refs = list(refs)
-
-
-class IdempotencyConflictError(Exception):
-    """The Idempotency-Key was already used for a different request."""
-
-
-@dataclass(frozen=True)
-class ComposerConfig:
-    default_region: str = "IT"
-    costs: Mapping[str, Decimal] = field(default_factory=dict)
-    sms_max_fragments: int = 7
-    telegram_parse_mode: str | None = "HTML"
-    typology_required: bool = False
-    attachments_root: Path = Path("./data/attachments")
-    max_attachment_bytes: int = 20 * 1024 * 1024
-    max_attachments: int = 10
-    max_body_chars: int = 100_000
-
-
-@dataclass
-class ComposeRequest:
-    channels: list[str]
-    body: str
-    subject: str = ""
-    body_html: str | None = None
-    typology_id: int | None = None
-    recipients: dict[str, list[int]] = field(default_factory=dict)
-    typology_selection: dict[str, list[int]] = field(default_factory=dict)
-    include_related: bool = True
-    attachments: list[IncomingAttachment] = field(default_factory=list)
-    send_at: datetime | None = None
-    idempotency_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def fingerprint(self) -> str:
-        """Identifies the request's content, so a reused Idempotency-Key can be checked."""
-        canonical = {
-            "channels": self.channels,
-            "body": self.body,
-            "subject": self.subject,
-            "body_html": self.body_html,
-            "typology_id": self.typology_id,
-            "recipients": {k: sorted(v) for k, v in sorted(self.recipients.items())},
-            "selection": {k: sorted(v) for k, v in sorted(self.typology_selection.items())},
-            "related": self.include_related,
-            "attachments": [
-                [a.file_name, hashlib.sha256(a.data).hexdigest()] for a in self.attachments
-            ],
-            "send_at": self.send_at.isoformat() if self.send_at else None,
-            "extra": self.extra,
-        }
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-@dataclass
-class ChannelPlan:
-    channel: str
-    classification: Classification
-    units_per_recipient: int
-    cost_per_unit: Decimal
-    problems: list[str] = field(default_factory=list)
-    sms: SmsAnalysis | None = None
-    telegram_parts: int | None = None
-
-    @property
-    def units(self) -> int:
-        return self.units_per_recipient * len(self.classification.valid)
-
-    def to_json(self, *, list_limit: int = 1000) -> dict[str, Any]:
-        c = self.classification
-        result: dict[str, Any] = {
-            "channel": self.channel,
-            "valid": len(c.valid),
-            "invalid": len(c.invalid),
-            "duplicate": len(c.duplicates),
-            "invalid_recipients": [_problem_json(p) for p in c.invalid[:list_limit]],
-            "duplicate_recipients": [_problem_json(p) for p in c.duplicates[:list_limit]],
-            "units": self.units,
-            "cost_per_unit": str(self.cost_per_unit),
-            "estimated_cost": str(self.cost_per_unit * self.units),
-            "problems": self.problems,
-        }
-        if self.sms is not None:
-            result["sms"] = {
-                "encoding": self.sms.encoding,
-                "characters": self.sms.characters,
-                "fragments": self.sms.fragments,
-                "fits": self.sms.fits,
-            }
-        if self.telegram_parts is not None:
-            result["telegram_parts"] = self.telegram_parts
-        return result
-
-
-@dataclass
-class Plan:
-    channels: list[ChannelPlan]
-    recipients: int
-    not_visible: list[RecipientRef]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "recipients": self.recipients,
-            "not_visible": [{"kind": k, "id": i} for k, i in self.not_visible],
-            "channels": [c.to_json() for c in self.channels],
-            "estimated_cost": str(
-                sum((c.cost_per_unit * c.units for c in self.channels), Decimal(0))
-            ),
-        }
-
-
-def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {
-        "kind": problem.kind,
-        "id": problem.id,
-        "address": problem.address,
-        "reason": problem.reason,
-    }
 
 
 class Composer:
@@ -235,7 +83,7 @@ class Composer:
         async with self._sessions() as session:
             return await self._plan(session, user, request)
 
-    async def send(self, user: User, request: ComposeRequest) -> dict[str, Any]:
+    async def send(self, user: User, request: ComposeRequest) -> SendResult:
         """Enqueue the broadcast; the answer (also replayed for a repeated Idempotency-Key)."""
         self._validate(request)
         # Only a request with an Idempotency-Key is ever compared, and hashing 100,000 ids is not
@@ -322,9 +170,8 @@ class Composer:
     async def _candidates(
         self, session: AsyncSession, user: User, request: ComposeRequest
     ) -> tuple[list[CandidateRow], list[RecipientRef]]:
-        if (
-            request.typology_id is not None
-            and await session.get(MessageTypology, request.typology_id) is None
+        if request.typology_id is not None and not await enqueue.message_typology_exists(
+            session, request.typology_id
         ):
             raise CompositionError("typology", f"no message typology with id {request.typology_id}")
         return await self._resolve(session, user, request)
@@ -408,17 +255,9 @@ class Composer:
     ) -> list[CandidateRow]:
         """The visible recipients of ``kind`` among ``ids`` (distinct; kept in their order) or in
         ``typology_ids`` (by id), with the candidate ``fields`` the channels need."""
-        m = kind.model
-        wanted_columns = [m.id, *(getattr(m, name) for name in fields)]
-        connection = await session.connection()  # Core, no ORM: 100,000 rows must stay cheap
-        if connection.dialect.name == "postgresql":
-            columns = await _load_columns_postgresql(
-                connection, kind, user, wanted_columns, ids, typology_ids
-            )
-        else:
-            columns = await _load_columns_by_rows(
-                connection, kind, user, wanted_columns, ids, typology_ids
-            )
+        columns = await load_recipient_columns(
+            session, kind, user, fields, ids=ids, typology_ids=typology_ids
+        )
         # Built at C speed (zip) from whole columns: no per-row Python code.
         defaults = Candidate._field_defaults
         loaded = dict(zip(fields, columns[1:], strict=True))
@@ -430,27 +269,21 @@ class Composer:
 
     # --- enqueue -------------------------------------------------------------------------------
 
-    async def _replay(self, user: User, key: str, fingerprint: str) -> dict[str, Any] | None:
+    async def _replay(self, user: User, key: str, fingerprint: str) -> SendResult | None:
         async with self._sessions() as session:
-            stored = (
-                await session.execute(
-                    select(IdempotencyKey).where(
-                        IdempotencyKey.user_id == user.id, IdempotencyKey.key == key
-                    )
-                )
-            ).scalar()
+            stored = await enqueue.stored_answer(session, user.id, key)
         if stored is None:
             return None
         if stored.request_hash != fingerprint:
             raise IdempotencyConflictError(
                 f"Idempotency-Key {key!r} was already used for a different request"
             )
-        return {**stored.response, "replayed": True}
+        return SendResult.from_json(stored.response, replayed=True)
 
     async def _enqueue_in_transaction(
         self, user: User, request: ComposeRequest, fingerprint: str
-    ) -> dict[str, Any]:
-        saved: list[SavedAttachment] = []
+    ) -> SendResult:
+        saved: list[AttachmentRecord] = []
         try:
             async with self._sessions.begin() as session:
                 return await self._enqueue(session, user, request, fingerprint, saved)
@@ -465,8 +298,8 @@ class Composer:
         user: User,
         request: ComposeRequest,
         fingerprint: str,
-        saved: list[SavedAttachment],
-    ) -> dict[str, Any]:
+        saved: list[AttachmentRecord],
+    ) -> SendResult:
         """Write the broadcast in ``session``; ``saved`` collects the attachment files written."""
         candidates, not_visible = await self._candidates(session, user, request)
         if not_visible:
@@ -490,81 +323,55 @@ class Composer:
             saved.append(described)  # before the write: a cancelled write is cleaned up too
             await asyncio.to_thread(write_attachment, root, described, attachment.data)
         broadcast_id = str(uuid.uuid4())
+        status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
         messages = []
         for classifier, channel_plan in zip(classifiers, plans, strict=True):
-            # Every candidate ends up valid, invalid or duplicate: one delivery row each.
-            message_id = await self._insert_message(
-                session, user, request, channel_plan, broadcast_id, scheduled, now, len(candidates)
+            message_id = await enqueue.insert_message(
+                session,
+                NewMessage(
+                    broadcast_id=broadcast_id,
+                    channel=channel_plan.channel,
+                    subject=request.subject,
+                    body=request.body,
+                    body_html=request.body_html,
+                    typology_id=request.typology_id,
+                    extra=request.extra,
+                    cost_per_unit=channel_plan.cost_per_unit,
+                    sender_id=user.id,
+                    sender_name=user.username,
+                    send_at=request.send_at,
+                    status=status,
+                    total=len(candidates),
+                    created_at=now,
+                ),
             )
+            # Every candidate ends up valid, invalid or duplicate: one delivery row each.
             counts = await self._insert_deliveries(
                 session, message_id, classifier, candidates, start_at, now
             )
-            await self._insert_attachments(session, message_id, saved)
+            await enqueue.insert_attachments(session, message_id, saved)
             if not channel_plan.classification.valid:
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == message_id)
-                    .values(status=MessageStatus.DONE, finished_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+                await enqueue.mark_done(session, message_id, now)
             messages.append(
-                {
-                    "id": message_id,
-                    "channel": channel_plan.channel,
-                    "counts": counts,
-                    "units": channel_plan.units,
-                    "estimated_cost": str(channel_plan.cost_per_unit * channel_plan.units),
-                }
-            )
-        answer: dict[str, Any] = {
-            "broadcast_id": broadcast_id,
-            "status": MessageStatus.SCHEDULED.value if scheduled else MessageStatus.QUEUED.value,
-            "send_at": start_at.astimezone(UTC).isoformat(),
-            "messages": messages,
-        }
-        if request.idempotency_key:
-            session.add(
-                IdempotencyKey(
-                    user_id=user.id,
-                    key=request.idempotency_key,
-                    request_hash=fingerprint,
-                    response=answer,
+                QueuedMessage(
+                    id=message_id,
+                    channel=channel_plan.channel,
+                    counts=counts,
+                    units=channel_plan.units,
+                    estimated_cost=str(channel_plan.estimated_cost),
                 )
             )
-            await session.flush()
-        return answer
-
-    async def _insert_message(
-        self,
-        session: AsyncSession,
-        user: User,
-        request: ComposeRequest,
-        plan: ChannelPlan,
-        broadcast_id: str,
-        scheduled: bool,
-        now: datetime,
-        total: int,
-    ) -> int:
-        message = Message(
+        result = SendResult(
             broadcast_id=broadcast_id,
-            channel=plan.channel,
-            typology_id=request.typology_id,
-            subject=request.subject,
-            body=request.body,
-            body_html=request.body_html,
-            direction=Direction.SENT,
-            extra=request.extra,
-            cost_per_unit=plan.cost_per_unit,
-            sender_id=user.id,
-            sender_name=user.username,
-            send_at=request.send_at,
-            status=MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
-            total=total,
-            created_at=now,
+            status=status.value,
+            send_at=start_at.astimezone(UTC).isoformat(),
+            messages=messages,
         )
-        session.add(message)
-        await session.flush()
-        return message.id
+        if request.idempotency_key:
+            await enqueue.store_answer(
+                session, user.id, request.idempotency_key, fingerprint, result.to_json()
+            )
+        return result
 
     async def _insert_deliveries(
         self,
@@ -579,33 +386,22 @@ class Composer:
         channel = classifier.channel
         pending = DeliveryStatus.PENDING.value
 
-        def records() -> Iterator[tuple[Any, ...]]:
+        def records() -> Iterator[NewDelivery]:
             # Classified a slice at a time as the rows are consumed: on PostgreSQL the COPY sends
             # each buffer as it fills, so the server inserts while the next slice is classified.
             for start in range(0, len(candidates), STREAM_SLICE):
                 done = len(c.valid)
                 classifier.feed(map(Candidate._make, candidates[start : start + STREAM_SLICE]))
                 for kind, rid, address in c.valid[done:]:
-                    yield (
-                        message_id,
-                        channel,
-                        kind,
-                        rid,
-                        address,
-                        pending,
-                        "",
-                        start_at,
-                        0,
-                        0,
-                        False,
-                        now,
+                    yield NewDelivery(
+                        message_id, channel, kind, rid, address, pending, "", start_at, now
                     )
             for status, problems in (
                 (DeliveryStatus.INVALID, c.invalid),
                 (DeliveryStatus.DUPLICATE, c.duplicates),
             ):
                 for p in problems:
-                    yield (
+                    yield NewDelivery(
                         message_id,
                         channel,
                         p.kind,
@@ -614,40 +410,18 @@ class Composer:
                         status.value,
                         p.reason,
                         None,
-                        0,
-                        0,
-                        False,
                         now,
                     )
 
         if candidates:
-            await insert_delivery_records(session, records())
+            await enqueue.insert_deliveries(session, records())
         counts = {
             DeliveryStatus.PENDING.value: len(c.valid),
             DeliveryStatus.INVALID.value: len(c.invalid),
             DeliveryStatus.DUPLICATE.value: len(c.duplicates),
         }
-        await add_to_counters(session, {(message_id, s): n for s, n in counts.items()})
+        await enqueue.set_initial_counters(session, message_id, counts)
         return counts
-
-    async def _insert_attachments(
-        self, session: AsyncSession, message_id: int, saved: list[SavedAttachment]
-    ) -> None:
-        if saved:
-            await session.execute(
-                insert(MessageAttachment),
-                [
-                    {
-                        "message_id": message_id,
-                        "file_name": s.file_name,
-                        "content_type": s.content_type,
-                        "size": s.size,
-                        "sha256": s.sha256,
-                        "storage_path": s.storage_path,
-                    }
-                    for s in saved
-                ],
-            )
 
 
 def _add_found(
@@ -666,89 +440,3 @@ def _add_found(
         fresh = [ref[1] for ref in refs if ref not in found]
     found.update(zip(refs, loaded, strict=True))
     frontier.setdefault(loaded[0][0], []).extend(fresh)
-
-
-async def _load_columns_postgresql(
-    connection: AsyncConnection,
-    kind: RecipientKind,
-    user: User,
-    columns: Sequence[Any],
-    ids: Sequence[int] | None,
-    typology_ids: Sequence[int] | None,
-) -> list[Sequence[Any]]:
-    m = kind.model
-    rows = select(*columns).where(kind.visible_to(user))
-    if ids is not None:
-        # The ids as one array parameter; its ordinality keeps the caller's order.
-        wanted = (
-            func.unnest(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
-            .table_valued(column("id", BigInteger), with_ordinality="position")
-            .render_derived()
-        )
-        rows = rows.join_from(wanted, m, m.id == wanted.c.id).order_by(wanted.c.position)
-    else:
-        rows = rows.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)
-    ordered = rows.subquery()
-    # One row of arrays instead of a row per recipient: asyncpg decodes each column in one go,
-    # and no per-recipient record objects pile up for the garbage collector. An aggregate over a
-    # sorted subquery, with nothing else at its level, receives the rows in that order.
-    statement = select(*(func.array_agg(c) for c in ordered.c))
-    arrays = (await connection.execute(statement)).one()
-    return [a if a is not None else [] for a in arrays]
-
-
-async def _load_columns_by_rows(
-    connection: AsyncConnection,
-    kind: RecipientKind,
-    user: User,
-    columns: Sequence[Any],
-    ids: Sequence[int] | None,
-    typology_ids: Sequence[int] | None,
-) -> list[Sequence[Any]]:
-    m = kind.model
-    rows = select(*columns).where(kind.visible_to(user))
-    records: list[Any] = []
-    if ids is None:
-        statement = rows.where(m.typology_id.in_(typology_ids or [])).order_by(m.id)
-        records = list(await connection.execute(statement))
-    else:
-        by_id: dict[int, Any] = {}
-        for where in id_filters(m.id, ids, connection.dialect.name):
-            by_id.update(
-                (record[0], record) for record in await connection.execute(rows.where(where))
-            )
-        records = [by_id[i] for i in ids if i in by_id]  # the caller's order
-    if not records:
-        return [[] for _ in columns]
-    return list(zip(*records, strict=True))
-
-
-DELIVERY_COLUMNS = (
-    "message_id",
-    "channel",
-    "recipient_kind",
-    "recipient_id",
-    "address",
-    "status",
-    "status_detail",
-    "next_attempt_at",
-)
-# A delivery record: DELIVERY_COLUMNS, then these, always (0, 0, False, now) for a new delivery.
-RECORD_COLUMNS = (*DELIVERY_COLUMNS, "attempts", "sent_number", "is_sender", "created_at")
-
-
-async def insert_delivery_records(
-    session: AsyncSession, records: Iterable[tuple[Any, ...]]
-) -> None:
-    """Insert full delivery records (RECORD_COLUMNS): COPY on PostgreSQL, consuming ``records``
-    as it sends them; one executemany on SQLite."""
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        driver = await driver_in_transaction(connection)
-        await driver.copy_records_to_table(
-            "message_recipients", records=records, columns=list(RECORD_COLUMNS)
-        )
-        return
-    parameters = [dict(zip(RECORD_COLUMNS, record, strict=True)) for record in records]
-    if parameters:
-        await connection.execute(insert(MessageRecipient), parameters)

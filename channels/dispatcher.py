@@ -16,13 +16,10 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
     Channel,
@@ -32,16 +29,20 @@ from channels.base import (
     OutgoingMessage,
     StoredAttachment,
 )
+from channels.clock import Clock
 from channels.metrics import Metrics
 from persistence import outbox
 from persistence.database import SessionFactory
-from persistence.models import DeliveryStatus, Message, MessageAttachment
+from persistence.models import DeliveryStatus
 from persistence.outbox import ClaimedDelivery, DeliveryUpdate
+from persistence.outgoing import load_outgoing
 from persistence.recipient_kinds import RecipientKindRegistry
+from persistence.registration import flag_blocked_chats, move_chat
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
+# Messages whose content stays in memory between batches (a broadcast is many batches).
+MESSAGE_CACHE_SIZE = 2000
 
 _FINAL_BY_OUTCOME = {
     Outcome.SUCCESS: DeliveryStatus.SUCCESS,
@@ -417,10 +418,10 @@ class Dispatcher:
                 async with self._sessions.begin() as session:
                     touched = await outbox.record(session, owner=self.owner, updates=updates)
                     await outbox.finish_messages(session, touched, now)
-                    if blocked:
-                        await self._flag_blocked(session, blocked)
+                    await flag_blocked_chats(session, self._kinds, _chat_ids(blocked))
                     for old, new in migrated:
-                        await self._move_chat(session, old, new)
+                        if new is not None and _is_chat_id(old):
+                            await move_chat(session, self._kinds, int(old), int(new))
                 return
             except Exception as exc:
                 # The outcomes are known: losing them would mean sending again after the lease
@@ -429,67 +430,33 @@ class Dispatcher:
                     raise
                 log.warning("recording %d outcomes hit %s; retrying", len(updates), exc)
 
-    async def _flag_blocked(
-        self, session: AsyncSession, blocked: Sequence[ClaimedDelivery]
-    ) -> None:
-        chats = {int(d.address) for d in blocked if d.address.lstrip("-").isdigit()}
-        for kind in self._kinds:
-            await session.execute(
-                update(kind.model)
-                .where(kind.model.telegram_chat_id.in_(chats))
-                .values(telegram_blocked=True)
-            )
-
-    async def _move_chat(self, session: AsyncSession, old: str, new: str | None) -> None:
-        if new is None or not old.lstrip("-").isdigit():
-            return
-        for kind in self._kinds:
-            await session.execute(
-                update(kind.model)
-                .where(kind.model.telegram_chat_id == int(old))
-                .values(telegram_chat_id=int(new))
-            )
-
     # --- message data ------------------------------------------------------------------------
 
     async def _load_messages(self, ids: set[int]) -> dict[int, OutgoingMessage]:
         missing = [i for i in ids if i not in self._messages]
         async with self._sessions() as session:
             self._cancelled |= await outbox.cancelled_among(session, ids)
-            if missing:
-                rows = (
-                    await session.execute(select(Message).where(Message.id.in_(missing)))
-                ).scalars()
-                files: dict[int, list[StoredAttachment]] = defaultdict(list)
-                for a in (
-                    await session.execute(
-                        select(MessageAttachment)
-                        .where(MessageAttachment.message_id.in_(missing))
-                        .order_by(MessageAttachment.id)
+            rows = await load_outgoing(session, missing)
+        if len(self._messages) + len(rows) > MESSAGE_CACHE_SIZE:
+            # Forget messages no batch in hand needs; the ones asked for now stay.
+            for message_id in [i for i in self._messages if i not in ids]:
+                del self._messages[message_id]
+        root = self._attachments_root
+        for row in rows:
+            self._messages[row.id] = OutgoingMessage(
+                id=row.id,
+                channel=row.channel,
+                subject=row.subject,
+                body=row.body,
+                body_html=row.body_html,
+                attachments=tuple(
+                    StoredAttachment(
+                        a.file_name, a.content_type, a.size, a.sha256, root / a.storage_path
                     )
-                ).scalars():
-                    assert a.message_id is not None
-                    files[a.message_id].append(
-                        StoredAttachment(
-                            a.file_name,
-                            a.content_type,
-                            a.size,
-                            a.sha256,
-                            self._attachments_root / a.storage_path,
-                        )
-                    )
-                if len(self._messages) > 2000:
-                    self._messages.clear()
-                for m in rows:
-                    self._messages[m.id] = OutgoingMessage(
-                        id=m.id,
-                        channel=m.channel,
-                        subject=m.subject,
-                        body=m.body,
-                        body_html=m.body_html,
-                        attachments=tuple(files[m.id]),
-                        extra=dict(m.extra),
-                    )
+                    for a in row.attachments
+                ),
+                extra=row.extra,
+            )
         return {i: self._messages[i] for i in ids}
 
 
@@ -504,6 +471,14 @@ def _is_retryable_conflict(exc: BaseException) -> bool:
         if getattr(error, "sqlstate", None) in _CONFLICT_SQLSTATES:
             return True
     return False
+
+
+def _is_chat_id(address: str) -> bool:
+    return address.lstrip("-").isdigit()
+
+
+def _chat_ids(deliveries: Sequence[ClaimedDelivery]) -> list[int]:
+    return sorted({int(d.address) for d in deliveries if _is_chat_id(d.address)})
 
 
 def _as_delivery(d: ClaimedDelivery) -> Delivery:

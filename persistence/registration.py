@@ -158,6 +158,32 @@ async def _flag_chat(
     return changed
 
 
+async def flag_blocked_chats(
+    session: AsyncSession, kinds: RecipientKindRegistry, chat_ids: Sequence[int]
+) -> None:
+    """Telegram refused deliveries to these chats (blocked, deactivated): flag their records."""
+    if not chat_ids:
+        return
+    for kind in kinds:
+        await session.execute(
+            update(kind.model)
+            .where(kind.model.telegram_chat_id.in_(list(chat_ids)))
+            .values(telegram_blocked=True)
+        )
+
+
+async def move_chat(
+    session: AsyncSession, kinds: RecipientKindRegistry, old_chat_id: int, new_chat_id: int
+) -> None:
+    """A group became a supergroup (Telegram's ChatMigrated): its records follow the new id."""
+    for kind in kinds:
+        await session.execute(
+            update(kind.model)
+            .where(kind.model.telegram_chat_id == old_chat_id)
+            .values(telegram_chat_id=new_chat_id)
+        )
+
+
 async def opt_out(sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int) -> int:
     """The person sent /stop: no more broadcasts to this chat. Returns the records changed."""
     return await _flag_chat(sessions, kinds, chat_id, telegram_opted_out=True)

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
 from channels.base import Channel
-from channels.composer import Composer, ComposerConfig
+from channels.composer import Composer
+from channels.composition import ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.metrics import Metrics
 from channels.storage_channel import SandboxChannel, StorageChannel

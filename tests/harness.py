@@ -14,7 +14,8 @@ from sqlalchemy import select
 from bot.context import TelegramEndpoint
 from bot.delivery import telegram_client
 from channels.base import Channel
-from channels.composer import Composer, ComposerConfig, ComposeRequest
+from channels.composer import Composer
+from channels.composition import ComposerConfig, ComposeRequest
 from channels.dispatcher import Dispatcher, DispatcherConfig
 from channels.storage_channel import StorageChannel
 from channels.telegram_channel import TelegramChannel

@@ -13,11 +13,12 @@ from sqlalchemy.exc import DBAPIError
 
 import channels.composer as composer_module
 from channels.attachments import IncomingAttachment
-from channels.composer import (
+from channels.composition import (
     CompositionError,
     IdempotencyConflictError,
     RecipientsNotVisibleError,
 )
+from persistence.enqueue import NewDelivery, insert_deliveries
 from persistence.models import (
     Customer,
     CustomerTypology,
@@ -165,16 +166,16 @@ async def test_send_writes_every_delivery_in_one_go_with_counters(
             subject="Report",
             recipients={"customer": [c.id for c in people]},
         )
-        email, storage = answer["messages"]
-        assert email["counts"] == {"pending": 200, "invalid": 100, "duplicate": 0}
-        assert storage["counts"] == {"pending": 300, "invalid": 0, "duplicate": 0}
-        assert await p.counters(email["id"]) == {"pending": 200, "invalid": 100}
-        rows = await p.deliveries(email["id"])
+        email, storage = answer.messages
+        assert email.counts == {"pending": 200, "invalid": 100, "duplicate": 0}
+        assert storage.counts == {"pending": 300, "invalid": 0, "duplicate": 0}
+        assert await p.counters(email.id) == {"pending": 200, "invalid": 100}
+        rows = await p.deliveries(email.id)
         assert len(rows) == 300
         assert {r.status_detail for r in rows if r.status == "invalid"} == {
             "invalid email address 'broken'"
         }
-        assert (await p.message(email["id"])).total == 300
+        assert (await p.message(email.id)).total == 300
 
 
 async def test_same_idempotency_key_replays_and_different_content_is_refused(
@@ -189,8 +190,8 @@ async def test_same_idempotency_key_replays_and_different_content_is_refused(
         again = await p.send(
             channels=["storage"], recipients={"customer": [c.id]}, idempotency_key="k1"
         )
-        assert again["replayed"] is True
-        assert again["messages"] == first["messages"]
+        assert again.replayed is True
+        assert again.messages == first.messages
         with pytest.raises(IdempotencyConflictError):
             await p.send(
                 channels=["storage"],
@@ -348,21 +349,21 @@ async def test_send_writes_what_presend_announced_in_the_callers_order(
         )
         plan = await p.composer.presend(p.user, request)
         answer = await p.composer.send(p.user, request)
-        for channel_plan, message in zip(plan.channels, answer["messages"], strict=True):
+        for channel_plan, message in zip(plan.channels, answer.messages, strict=True):
             c = channel_plan.classification
             expected = [(t.kind, t.id, t.address, "pending", "") for t in c.valid]
             expected += [(x.kind, x.id, x.address or "", "invalid", x.reason) for x in c.invalid]
             expected += [
                 (x.kind, x.id, x.address or "", "duplicate", x.reason) for x in c.duplicates
             ]
-            rows = await p.deliveries(message["id"])
+            rows = await p.deliveries(message.id)
             written = [
                 (r.recipient_kind, r.recipient_id, r.address, r.status, r.status_detail)
                 for r in rows
             ]
             assert written == expected
-            assert (await p.message(message["id"])).total == 10
-            assert message["counts"] == {
+            assert (await p.message(message.id)).total == 10
+            assert message.counts == {
                 "pending": len(c.valid),
                 "invalid": len(c.invalid),
                 "duplicate": len(c.duplicates),
@@ -378,12 +379,12 @@ async def test_bulk_written_deliveries_roll_back_with_their_transaction(
     async with pipeline(db, telegram_sim, tmp_path) as p:
         (c,) = await make_customers(db.sessions, 1)
         answer = await p.send(channels=["storage"], recipients={"customer": [c.id]})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         now = p.clock()
-        extra = (message_id, "storage", "customer", c.id, "", "pending", "", now, 0, 0, False, now)
+        extra = NewDelivery(message_id, "storage", "customer", c.id, "", "pending", "", now, now)
         with pytest.raises(ConnectionResetError):
             async with db.sessions.begin() as session:
-                await composer_module.insert_delivery_records(session, [extra])
+                await insert_deliveries(session, [extra])
                 raise ConnectionResetError("the process died before COMMIT")
         async with db.sessions() as session:
             count = select(func.count()).select_from(MessageRecipient)

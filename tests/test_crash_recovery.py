@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from channels.composer import Composer, ComposerConfig, ComposeRequest
+from channels.composer import Composer
+from channels.composition import ComposerConfig, ComposeRequest
 from channels.dispatcher import DispatcherConfig
 from persistence.models import Customer, MessageRecipient
 from persistence.outbox import read_counters
@@ -55,7 +56,7 @@ async def test_kill_9_mid_broadcast_then_restart_delivers_everything(
                 channels=["telegram"], body="Storm warning", recipients={"customer": customer_ids}
             ),
         )
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         await telegram_sim.wait_for_sends(RECIPIENTS // 4, timeout=60)
         await service.kill()
         sent_before_restart = len(telegram_sim.sends)

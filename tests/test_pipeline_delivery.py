@@ -41,8 +41,8 @@ async def test_broadcast_reaches_every_linked_chat_and_counts_success(
         answer = await p.send(
             subject="News", body="Office closed <today>", recipients={"customer": ids}
         )
-        message_id = answer["messages"][0]["id"]
-        assert answer["messages"][0]["counts"]["pending"] == 10
+        message_id = answer.messages[0].id
+        assert answer.messages[0].counts["pending"] == 10
         assert await p.dispatcher.drain() == 10
         for i in range(10):
             (sent,) = telegram_sim.messages_to(CHAT_BASE + i)
@@ -66,7 +66,7 @@ async def test_long_text_is_split_never_truncated(
         parts = telegram_sim.messages_to(CHAT_BASE)
         assert len(parts) == 3
         assert " ".join((m.text or "").strip() for m in parts).split() == body.split()
-        (row,) = await p.deliveries(answer["messages"][0]["id"])
+        (row,) = await p.deliveries(answer.messages[0].id)
         assert row.sent_number == 3
 
 
@@ -105,7 +105,7 @@ async def test_transient_errors_retry_with_backoff_then_succeed(
         (cid,) = await _linked(db, telegram_sim, 1)
         telegram_sim.fail_next("sendMessage", error_code=502, description="Bad Gateway")
         answer = await p.send(recipients={"customer": [cid]})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         await p.dispatcher.drain()
         (row,) = await p.deliveries(message_id)
         assert row.status == DeliveryStatus.PENDING and row.attempts == 1
@@ -127,7 +127,7 @@ async def test_retries_stop_after_max_attempts_with_the_reason(
         (cid,) = await _linked(db, telegram_sim, 1)
         telegram_sim.fail_next("sendMessage", error_code=500, description="Internal", count=10)
         answer = await p.send(recipients={"customer": [cid]})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         for _ in range(3):
             await p.dispatcher.drain()
             p.clock.advance(3600)
@@ -149,7 +149,7 @@ async def test_retry_after_pauses_the_channel_without_burning_attempts(
         )
         answer = await p.send(recipients={"customer": [cid]})
         await p.dispatcher.drain()
-        (row,) = await p.deliveries(answer["messages"][0]["id"])
+        (row,) = await p.deliveries(answer.messages[0].id)
         assert row.status == DeliveryStatus.PENDING and row.attempts == 0
         assert 6 < p.limiter.paused_for <= 7
         assert row.next_attempt_at is not None
@@ -164,7 +164,7 @@ async def test_blocked_user_is_final_and_flags_the_recipient(
         ids = await _linked(db, telegram_sim, 2)
         await telegram_sim.block_bot(CHAT_BASE)
         answer = await p.send(recipients={"customer": ids})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         await p.dispatcher.drain()
         assert await p.counters(message_id) == {"blocked": 1, "success": 1}
         async with db.sessions() as session:
@@ -182,7 +182,7 @@ async def test_chat_not_found_is_invalid(
         (customer,) = await make_customers(db.sessions, 1, telegram_chat_id=999)
         answer = await p.send(recipients={"customer": [customer.id]})
         await p.dispatcher.drain()
-        (row,) = await p.deliveries(answer["messages"][0]["id"])
+        (row,) = await p.deliveries(answer.messages[0].id)
         assert row.status == DeliveryStatus.INVALID and row.attempts == 1
         assert "chat not found" in row.status_detail.lower()
 
@@ -197,7 +197,7 @@ async def test_migrated_group_is_followed_once_and_remembered(
         (customer,) = await make_customers(db.sessions, 1, telegram_chat_id=-100)
         answer = await p.send(recipients={"customer": [customer.id]})
         await p.dispatcher.drain()
-        (row,) = await p.deliveries(answer["messages"][0]["id"])
+        (row,) = await p.deliveries(answer.messages[0].id)
         assert row.status == DeliveryStatus.SUCCESS and row.address == "-1001234"
         assert len(telegram_sim.messages_to(-1001234)) == 1
         async with db.sessions() as session:
@@ -212,7 +212,7 @@ async def test_cancel_mid_way_stops_the_rest(
     async with pipeline(db, telegram_sim, tmp_path, batch_size=3) as p:
         ids = await _linked(db, telegram_sim, 10)
         answer = await p.send(recipients={"customer": ids})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         assert await p.dispatcher.run_once("telegram") == 3
         assert await p.dispatcher.cancel(message_id) == 7
         assert await p.dispatcher.drain() == 0
@@ -228,7 +228,7 @@ async def test_claimed_deliveries_of_a_cancelled_message_are_not_sent(
     async with pipeline(db, telegram_sim, tmp_path, batch_size=5) as p:
         ids = await _linked(db, telegram_sim, 5)
         answer = await p.send(recipients={"customer": ids})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         claimed = await p.dispatcher._claim("telegram")
         await p.dispatcher.cancel(message_id)
         await p.dispatcher._process("telegram", claimed)
@@ -244,8 +244,8 @@ async def test_scheduled_message_waits_and_survives_a_restart(
         (cid,) = await _linked(db, telegram_sim, 1)
         send_at = p.clock.now.replace(microsecond=0) + __import__("datetime").timedelta(hours=2)
         answer = await p.send(recipients={"customer": [cid]}, send_at=send_at)
-        assert answer["status"] == "scheduled"
-        message_id = answer["messages"][0]["id"]
+        assert answer.status == "scheduled"
+        message_id = answer.messages[0].id
         assert await p.dispatcher.drain() == 0
         start = p.clock.now
     async with pipeline(db, telegram_sim, tmp_path) as restarted:  # a new process, same database
@@ -264,7 +264,7 @@ async def test_deliveries_of_a_crashed_worker_are_rescued(
     async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
         ids = await _linked(db, telegram_sim, 4)
         answer = await p.send(recipients={"customer": ids})
-        message_id = answer["messages"][0]["id"]
+        message_id = answer.messages[0].id
         await p.dispatcher._claim("telegram")  # claimed, then the worker "dies"
         assert await p.counters(message_id) == {"sending": 4}
         assert await p.dispatcher.rescue() == 0  # lease still valid
@@ -286,7 +286,7 @@ async def test_storage_channel_records_the_inbox_entry(
             channels=["storage"], recipients={"customer": [c.id for c in customers]}
         )
         await p.dispatcher.drain()
-        rows = await p.deliveries(answer["messages"][0]["id"])
+        rows = await p.deliveries(answer.messages[0].id)
         assert [(r.status, r.sent_number) for r in rows] == [("success", 1)] * 3
 
 
@@ -318,7 +318,7 @@ async def test_a_live_worker_keeps_its_deliveries_past_the_lease(
         p.clock.advance(20)  # 40 s after the claim, past the 30 s lease, but renewed at 20 s
         assert await p.dispatcher.rescue() == 0
         await p.dispatcher._process("telegram", claimed)
-        assert await p.counters(answer["messages"][0]["id"]) == {"success": 3}
+        assert await p.counters(answer.messages[0].id) == {"success": 3}
 
 
 async def test_a_batch_the_worker_lost_is_not_kept_alive_and_gets_rescued(
@@ -343,7 +343,7 @@ async def test_a_batch_the_worker_lost_is_not_kept_alive_and_gets_rescued(
         p.clock.advance(20)
         assert await p.dispatcher.rescue() == 3
         assert await p.dispatcher.drain() == 3
-        assert await p.counters(answer["messages"][0]["id"]) == {"success": 3}
+        assert await p.counters(answer.messages[0].id) == {"success": 3}
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -372,7 +372,7 @@ async def test_outcomes_that_never_commit_change_neither_rows_nor_counters(
     """A crash before the outcomes commit leaves deliveries and counters both still 'sending'."""
     async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
         ids = await _linked(db, telegram_sim, 3)
-        message_id = (await p.send(recipients={"customer": ids}))["messages"][0]["id"]
+        message_id = (await p.send(recipients={"customer": ids})).messages[0].id
         claimed = await p.dispatcher._claim("telegram")
         outcomes = [DeliveryUpdate(d.id, DeliveryStatus.SUCCESS, d.attempts) for d in claimed]
         with pytest.raises(ConnectionResetError):

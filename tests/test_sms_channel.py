@@ -100,7 +100,7 @@ async def with_mobiles(db: Database, count: int) -> list[int]:
 
 async def send_sms(p: Pipeline, ids: list[int], body: str = "Ufficio chiuso domani") -> int:
     answer = await p.send(channels=["sms"], body=body, recipients={"customer": ids})
-    return int(answer["messages"][0]["id"])
+    return int(answer.messages[0].id)
 
 
 def posts(skebby: SkebbySimulator) -> int:
@@ -393,7 +393,7 @@ async def test_email_sms_and_telegram_each_get_their_own_message(
             body="Ufficio chiuso",
             recipients={"customer": [c.id for c in customers]},
         )
-        ids = {m["channel"]: m["id"] for m in answer["messages"]}
+        ids = {m.channel: m.id for m in answer.messages}
         assert len(set(ids.values())) == 3
         await p.dispatcher.drain()
         assert await p.counters(ids["email"]) == {"success": 3, "invalid": 2}
