@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from admin_api.metrics import Metrics
+from channels.clock import Clock, utc_now
 from channels.composer import Composer
-from channels.metrics import Metrics
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 SkebbyStatus = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -31,7 +27,7 @@ class ApiContext:
     max_request_bytes: int
     max_attachment_bytes: int
     metrics: Metrics = field(default_factory=Metrics)
-    clock: Callable[[], datetime] = _utc_now
+    clock: Clock = utc_now
     # Named checks for /readyz ("bot", "telegram", "smtp", "skebby"...); "database" is built in.
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     readiness_timeout: float = 2.0

@@ -16,13 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import ApiError, forbidden, from_validation, not_found
-from admin_api.schemas import MAX_BIG_ID, MAX_ID
-from persistence.common_queries import PageRequest
+from admin_api.schemas import MAX_BIG_ID, MAX_ID, PageMeta
+from persistence.common_queries import Page, PageRequest
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=PageMeta)
+T = TypeVar("T")
 
 USER = web.RequestKey("user", User)
 # What aiohttp raises for a multipart body it cannot parse (bad boundary, headers, framing).
@@ -185,6 +187,21 @@ def render(
         status=status,
         content_type=JSON,
         headers=headers,
+    )
+
+
+def render_page(
+    model: type[P], page: Page[T], convert: Callable[[T], Any], **fields: Any
+) -> web.Response:
+    """One page of a list view: its items converted, and where the next page starts."""
+    return render(
+        model(
+            items=[convert(item) for item in page.items],
+            limit=page.limit,
+            offset=page.offset,
+            next_offset=page.next_offset,
+            **fields,
+        )
     )
 
 

@@ -15,6 +15,7 @@ from admin_api.routing import (
     path_id,
     recipient_kind,
     render,
+    render_page,
 )
 from admin_api.schemas import PageQuery
 from admin_api.schemas_messages import ReadOut
@@ -26,7 +27,7 @@ from admin_api.schemas_recipients import (
     ThreadSummaryOut,
 )
 from admin_api.views_messages import MESSAGE_ID
-from persistence.inbox_queries import ThreadEntry, mark_read, thread, threads
+from persistence.inbox_queries import ThreadEntry, ThreadSummary, mark_read, thread, threads
 from persistence.models import Direction
 
 
@@ -59,16 +60,8 @@ async def recipient_thread(request: web.Request) -> web.Response:
             session, ctx.recipient_kinds, current_user(request), kind.name, rid, page_of(query)
         )
     page = result.entries
-    return render(
-        ThreadOut(
-            kind=kind.name,
-            recipient_id=rid,
-            unread=result.unread,
-            items=[_entry(e) for e in page.items],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
+    return render_page(
+        ThreadOut, page, _entry, kind=kind.name, recipient_id=rid, unread=result.unread
     )
 
 
@@ -84,23 +77,17 @@ async def inbox(request: web.Request) -> web.Response:
             page_of(query),
             unread_only=query.unread_only,
         )
-    return render(
-        InboxPage(
-            items=[
-                ThreadSummaryOut(
-                    kind=t.kind,
-                    recipient_id=t.recipient_id,
-                    name=t.name,
-                    received=t.received,
-                    unread=t.unread,
-                    last_received_at=t.last_received_at,
-                )
-                for t in page.items
-            ],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
+    return render_page(InboxPage, page, _summary)
+
+
+def _summary(t: ThreadSummary) -> ThreadSummaryOut:
+    return ThreadSummaryOut(
+        kind=t.kind,
+        recipient_id=t.recipient_id,
+        name=t.name,
+        received=t.received,
+        unread=t.unread,
+        last_received_at=t.last_received_at,
     )
 
 

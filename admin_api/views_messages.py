@@ -21,6 +21,7 @@ from admin_api.routing import (
     parse_query,
     path_id,
     render,
+    render_page,
     require_content_type,
 )
 from admin_api.routing import Operation as Op
@@ -219,14 +220,7 @@ async def list_messages_view(request: web.Request) -> web.Response:
         page = await list_messages(
             session, ctx.recipient_kinds, current_user(request), filters, page_of(query)
         )
-    return render(
-        MessagePage(
-            items=[message_out(v) for v in page.items],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
-    )
+    return render_page(MessagePage, page, message_out)
 
 
 async def get_message_view(request: web.Request) -> web.Response:
@@ -254,14 +248,11 @@ async def list_message_recipients(request: web.Request) -> web.Response:
             status=query.status.value if query.status else None,
             page=page_of(query),
         )
-    return render(
-        DeliveryPage(
-            message_id=message_id,
-            items=[DeliveryOut.model_validate(d, from_attributes=True) for d in page.items],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
+    return render_page(
+        DeliveryPage,
+        page,
+        lambda d: DeliveryOut.model_validate(d, from_attributes=True),
+        message_id=message_id,
     )
 
 

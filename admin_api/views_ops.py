@@ -18,9 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from admin_api.context import ApiContext, ReadinessCheck
 from admin_api.errors import ApiError
+from admin_api.metrics import CONTENT_TYPE
 from admin_api.routing import Operation as Op
 from admin_api.routing import Response, context, render, render_json
-from channels.metrics import CONTENT_TYPE
 from channels.skebby_gateway import SkebbyException
 from persistence.outbox import queue_depth
 
@@ -89,7 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
         log.warning("metrics: queue depth unavailable: %s", exc)
         depth = None
     return web.Response(
-        body=ctx.metrics.render(depth).encode(),
+        body=ctx.metrics.render(depth),
         headers={"Content-Type": CONTENT_TYPE},
     )
 

@@ -27,6 +27,7 @@ from admin_api.routing import (
     path_id,
     recipient_kind,
     render,
+    render_page,
     require_content_type,
     require_superuser,
 )
@@ -116,14 +117,7 @@ async def list_recipients_view(request: web.Request) -> web.Response:
     )
     async with ctx.sessions() as session:
         page = await list_recipients(session, kind, current_user(request), filters, page_of(query))
-    return render(
-        RecipientPage(
-            items=[recipient_out(kind, r) for r in page.items],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
-    )
+    return render_page(RecipientPage, page, lambda r: recipient_out(kind, r))
 
 
 async def create_recipient_view(request: web.Request) -> web.Response:
@@ -237,14 +231,7 @@ async def list_typologies_view(request: web.Request) -> web.Response:
     query = parse_query(request, TypologyQuery)
     async with ctx.sessions() as session:
         page = await list_typologies(session, model, query.q, page_of(query))
-    return render(
-        TypologyPage(
-            items=[_typology_out(t) for t in page.items],
-            limit=page.limit,
-            offset=page.offset,
-            next_offset=page.next_offset,
-        )
-    )
+    return render_page(TypologyPage, page, _typology_out)
 
 
 async def create_typology_view(request: web.Request) -> web.Response:

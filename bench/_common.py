@@ -8,16 +8,23 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bot.settings import Settings, load_settings
 from persistence.database import create_engine
 from persistence.migrate import upgrade
 
 ADMIN_URL = os.environ.get(
     "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def bench_settings(database_url: str, data_dir: str, **overrides: Any) -> Settings:
+    """Settings for the builders in bot/delivery.py (no .env file is read)."""
+    return load_settings(_env_file=None, database_url=database_url, data_dir=data_dir, **overrides)
 
 
 @asynccontextmanager

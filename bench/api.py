@@ -28,10 +28,9 @@ from sqlalchemy import insert, select
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
-from bench._common import throwaway_postgres
+from bench._common import bench_settings, throwaway_postgres
 from bot import event_loop
-from channels.composer import Composer
-from channels.composition import ComposerConfig
+from bot.delivery import build_composer
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
 from persistence.enqueue import NewDelivery, insert_deliveries
@@ -91,7 +90,7 @@ async def _serve(url: str, attachments: Path) -> tuple[web.AppRunner, int, Any]:
     engine = create_engine(url, pool_size=20)
     sessions = create_session_factory(engine)
     registry = default_registry()
-    composer = Composer(sessions, registry, ComposerConfig(attachments_root=attachments), _now)
+    composer = build_composer(bench_settings(url, str(attachments.parent)), sessions, _now)
 
     async def cancel(_message_id: int) -> int:
         return 0

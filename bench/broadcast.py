@@ -16,25 +16,21 @@ import argparse
 import asyncio
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import aiohttp
 from sqlalchemy import insert
 
-from bench._common import simulator_process, throwaway_postgres
+from bench._common import bench_settings, simulator_process, throwaway_postgres
 from bot import event_loop
 from bot.context import TelegramEndpoint
-from bot.delivery import telegram_client
+from bot.delivery import build_channels, build_composer, build_dispatcher
 from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
-from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.telegram_channel import TelegramChannel
+from channels.composition import ComposeRequest
 from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.outbox import read_counters
-from persistence.recipient_kinds import default_registry
 
 TOKEN = "123456:SANDBOX-TOKEN"
 FIRST_CHAT = 1_000_000
@@ -73,26 +69,19 @@ async def _broadcast(
     engine = create_engine(url, pool_size=10)
     sessions = create_session_factory(engine)
     limiter = TelegramRateLimiter(rate, per_chat_interval=per_chat)
-    bot = telegram_client(
-        TelegramEndpoint(TOKEN, base_url, base_url.replace("/bot", "/file/bot"), True), CONCURRENCY
-    )
-    registry = default_registry()
+    endpoint = TelegramEndpoint(TOKEN, base_url, base_url.replace("/bot", "/file/bot"), True)
+    clock = lambda: datetime.now(UTC)  # noqa: E731
     with TemporaryDirectory() as tmp:
-        dispatcher = Dispatcher(
-            sessions,
-            {"telegram": TelegramChannel(bot, limiter, paid_broadcast=rate > 30)},
-            registry,
-            DispatcherConfig(batch_size=500, concurrency=CONCURRENCY, max_inflight_batches=2),
-            lambda: datetime.now(UTC),
-            attachments_root=Path(tmp),
+        settings = bench_settings(
+            url,
+            tmp,
+            dispatch_batch_size=500,
+            dispatch_concurrency=CONCURRENCY,
+            telegram_paid_broadcast=rate > 30,
         )
-        composer = Composer(
-            sessions,
-            registry,
-            ComposerConfig(),
-            lambda: datetime.now(UTC),
-            on_enqueued=dispatcher.wake,
-        )
+        channels = build_channels(settings, telegram=endpoint, limiter=limiter, only=["telegram"])
+        dispatcher = build_dispatcher(settings, sessions, channels, clock)
+        composer = build_composer(settings, sessions, clock, on_enqueued=dispatcher.wake)
         await dispatcher.start()  # already running in the service, waiting for work
         # A running service has compiled its statements and opened its connections long before:
         # one small broadcast first, then a second for the limiter's window to empty again.

@@ -16,24 +16,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from sqlalchemy import insert, select
 
-from bench._common import simulator_process, smtp_sink, throwaway_postgres
+from bench._common import bench_settings, simulator_process, smtp_sink, throwaway_postgres
 from bot import event_loop
+from bot.delivery import build_composer, build_dispatcher
 from channels.base import Channel
 from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
-from channels.dispatcher import Dispatcher, DispatcherConfig
+from channels.composition import ComposeRequest
+from channels.dispatcher import Dispatcher
 from channels.skebby_channel import SkebbyChannel
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.models import Customer, User
 from persistence.outbox import read_counters
-from persistence.recipient_kinds import default_registry
 
 FIRST_MOBILE = 3_470_000_000
 
@@ -131,19 +130,12 @@ async def _run(args: argparse.Namespace, skebby_url: str, smtp_port: int) -> Non
         )
         channels: dict[str, Channel] = {"email": email, "sms": sms}
         clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
-        registry = default_registry()
         with TemporaryDirectory() as tmp:
-            dispatcher = Dispatcher(
-                sessions,
-                channels,
-                registry,
-                DispatcherConfig(batch_size=args.claim, concurrency=64, lease_seconds=300),
-                clock,
-                attachments_root=Path(tmp),
+            settings = bench_settings(
+                url, tmp, dispatch_batch_size=args.claim, dispatch_lease_seconds=300
             )
-            composer = Composer(
-                sessions, registry, ComposerConfig(), clock, on_enqueued=dispatcher.wake
-            )
+            dispatcher = build_dispatcher(settings, sessions, channels, clock)
+            composer = build_composer(settings, sessions, clock, on_enqueued=dispatcher.wake)
             await dispatcher.start()
             try:
                 results = [

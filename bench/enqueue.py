@@ -13,20 +13,18 @@ import resource
 import time
 import tracemalloc
 from datetime import UTC, datetime
-from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import asyncpg
 from sqlalchemy import insert, select
 
-from bench._common import throwaway_postgres
+from bench._common import bench_settings, throwaway_postgres
 from bot import event_loop
-from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
+from bot.delivery import build_composer
+from channels.composition import ComposeRequest
 from persistence.database import create_engine, create_session_factory
 from persistence.enqueue import DELIVERY_COLUMNS, NewDelivery
 from persistence.models import Customer, User
-from persistence.recipient_kinds import default_registry
 
 
 def _rss_mb() -> float:
@@ -58,12 +56,7 @@ async def main() -> None:
         async with sessions() as session:
             ids = list((await session.execute(select(Customer.id).order_by(Customer.id))).scalars())
         with TemporaryDirectory() as tmp:
-            composer = Composer(
-                sessions,
-                default_registry(),
-                ComposerConfig(attachments_root=Path(tmp)),
-                lambda: datetime.now(UTC),
-            )
+            composer = build_composer(bench_settings(url, tmp), sessions, lambda: datetime.now(UTC))
             request = ComposeRequest(
                 channels=["telegram"], body="Benchmark", recipients={"customer": ids}
             )

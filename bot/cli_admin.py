@@ -28,12 +28,11 @@ from sqlalchemy import select
 
 from admin_api.errors import ApiError
 from admin_api.recipient_input import parse_csv
-from bot.context import HeraldContext, TelegramEndpoint, telegram_limiter
-from bot.delivery import build_channels, composer_config, dispatcher_config
+from bot.context import HeraldContext
+from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.sandbox_mode import telegram_endpoint
 from bot.settings import Settings
 from channels.base import Channel
-from channels.composer import Composer
 from channels.composition import ComposeRequest, CompositionError, IdempotencyConflictError
 from channels.dispatcher import Dispatcher
 from persistence.api_keys import get_or_create_user
@@ -197,8 +196,8 @@ async def _broadcast(context: HeraldContext, user: User, args: argparse.Namespac
         typology_selection=_refs(args.to_typology, "--to-typology"),
         idempotency_key=args.idempotency_key,
     )
-    composer = Composer(
-        context.sessions, context.recipient_kinds, composer_config(context.settings), context.clock
+    composer = build_composer(
+        context.settings, context.sessions, context.clock, recipient_kinds=context.recipient_kinds
     )
     console = Console()
     if args.presend:
@@ -244,22 +243,14 @@ def _print_plan(console: Console, plan: dict[str, Any]) -> None:
             )
 
 
-async def _delivering_channels(settings: Settings, wanted: Sequence[str]) -> dict[str, Channel]:
+def _delivering_channels(settings: Settings, wanted: Sequence[str]) -> dict[str, Channel]:
     if "telegram" in wanted and settings.sandbox:
         raise CliError(
             "sandbox mode (no TELEGRAM_BOT_TOKEN): the sandbox Bot API runs inside `herald run`; "
             "start the service instead of --deliver"
         )
-    endpoint = (
-        TelegramEndpoint("0:unused", "http://127.0.0.1:9/bot", "http://127.0.0.1:9/file/bot", True)
-        if settings.sandbox
-        else telegram_endpoint(settings)
-    )
-    built = await build_channels(settings, endpoint, telegram_limiter(settings))
-    for name, channel in built.items():
-        if name not in wanted:
-            await channel.close()
-    return {name: built[name] for name in wanted}
+    endpoint = telegram_endpoint(settings) if "telegram" in wanted else None
+    return build_channels(settings, telegram=endpoint, only=wanted)
 
 
 async def _wait(
@@ -272,13 +263,12 @@ async def _wait(
 ) -> None:
     dispatcher: Dispatcher | None = None
     if deliver:
-        dispatcher = Dispatcher(
+        dispatcher = build_dispatcher(
+            context.settings,
             context.sessions,
-            await _delivering_channels(context.settings, channels),
-            context.recipient_kinds,
-            dispatcher_config(context.settings),
+            _delivering_channels(context.settings, channels),
             context.clock,
-            attachments_root=context.settings.data_dir / "attachments",
+            recipient_kinds=context.recipient_kinds,
         )
         await dispatcher.start()
     try:

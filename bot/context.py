@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_api.metrics import Metrics
 from bot.settings import Settings
-from channels.metrics import Metrics
+from channels.clock import Clock, utc_now
 from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def telegram_limiter(settings: Settings) -> TelegramRateLimiter:

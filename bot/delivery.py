@@ -1,11 +1,19 @@
-"""Composition of the outbound side: channels from settings, the dispatcher and the composer."""
+"""Composition of the outbound side: channels from settings, the dispatcher and the composer.
+
+The one way to build them: the runner, the CLI, the tests' harnesses and the benchmarks call
+these builders with what each needs (settings, a session factory, a clock and, for Telegram, the
+endpoint and the shared budget), so a setting means the same thing everywhere.
+"""
 
 from __future__ import annotations
 
-from bot.context import HeraldContext, TelegramEndpoint
+from collections.abc import Callable, Collection, Mapping
+
+from bot.context import TelegramEndpoint, telegram_limiter
 from bot.delivery_sms import build_sms_channel
 from bot.settings import Settings
-from channels.base import Channel
+from channels.base import Channel, DeliveryObserver
+from channels.clock import Clock
 from channels.composer import Composer
 from channels.composition import ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
@@ -15,6 +23,10 @@ from channels.storage_channel import StorageChannel
 from channels.telegram_channel import TelegramChannel
 from channels.telegram_client import BotApiClient
 from channels.telegram_rate_limit import TelegramRateLimiter
+from persistence.database import SessionFactory
+from persistence.recipient_kinds import RecipientKindRegistry, default_registry
+
+CHANNEL_NAMES = ("telegram", "email", "sms", "storage")
 
 
 def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:
@@ -37,27 +49,34 @@ def email_channel(settings: Settings) -> EmailChannel:
         timeout=settings.smtp_timeout,
         sender=settings.email_from,
     )
-    return EmailChannel(config, attachments_root=settings.data_dir / "attachments")
+    return EmailChannel(config, attachments_root=settings.attachments_dir)
 
 
-async def build_channels(
+def build_channels(
     settings: Settings,
-    endpoint: TelegramEndpoint,
-    limiter: TelegramRateLimiter,
+    *,
+    telegram: TelegramEndpoint | None,
+    limiter: TelegramRateLimiter | None = None,
     skebby: SkebbyGateway | None = None,
+    only: Collection[str] = CHANNEL_NAMES,
 ) -> dict[str, Channel]:
-    client = telegram_client(endpoint, settings.dispatch_concurrency)
-    channels: dict[str, Channel] = {
-        "telegram": TelegramChannel(
-            client,
-            limiter,
+    """The channels named in ``only``; Telegram needs its endpoint (and the shared budget)."""
+    channels: dict[str, Channel] = {}
+    if "telegram" in only:
+        if telegram is None:
+            raise ValueError("the telegram channel needs the Bot API endpoint")
+        channels["telegram"] = TelegramChannel(
+            telegram_client(telegram, settings.dispatch_concurrency),
+            limiter or telegram_limiter(settings),
             parse_mode=settings.telegram_parse_mode,
             paid_broadcast=settings.telegram_paid_broadcast,
-        ),
-        "storage": StorageChannel(),
-        "email": email_channel(settings),
-        "sms": build_sms_channel(settings, skebby),
-    }
+        )
+    if "storage" in only:
+        channels["storage"] = StorageChannel()
+    if "email" in only:
+        channels["email"] = email_channel(settings)
+    if "sms" in only:
+        channels["sms"] = build_sms_channel(settings, skebby)
     return channels
 
 
@@ -84,28 +103,43 @@ def composer_config(settings: Settings) -> ComposerConfig:
         sms_max_fragments=settings.skebby_max_fragments,
         telegram_parse_mode=settings.telegram_parse_mode,
         typology_required=settings.message_typology_required,
-        attachments_root=settings.data_dir / "attachments",
+        attachments_root=settings.attachments_dir,
         max_attachment_bytes=settings.max_attachment_bytes,
     )
 
 
-def build_dispatcher(context: HeraldContext, channels: dict[str, Channel]) -> Dispatcher:
+def build_dispatcher(
+    settings: Settings,
+    sessions: SessionFactory,
+    channels: Mapping[str, Channel],
+    clock: Clock,
+    *,
+    recipient_kinds: RecipientKindRegistry | None = None,
+    observer: DeliveryObserver | None = None,
+) -> Dispatcher:
     return Dispatcher(
-        context.sessions,
+        sessions,
         channels,
-        context.recipient_kinds,
-        dispatcher_config(context.settings),
-        context.clock,
-        attachments_root=context.settings.data_dir / "attachments",
-        metrics=context.metrics,
+        recipient_kinds or default_registry(),
+        dispatcher_config(settings),
+        clock,
+        attachments_root=settings.attachments_dir,
+        observer=observer,
     )
 
 
-def build_composer(context: HeraldContext, dispatcher: Dispatcher) -> Composer:
+def build_composer(
+    settings: Settings,
+    sessions: SessionFactory,
+    clock: Clock,
+    *,
+    recipient_kinds: RecipientKindRegistry | None = None,
+    on_enqueued: Callable[[], None] = lambda: None,
+) -> Composer:
     return Composer(
-        context.sessions,
-        context.recipient_kinds,
-        composer_config(context.settings),
-        context.clock,
-        on_enqueued=dispatcher.wake,
+        sessions,
+        recipient_kinds or default_registry(),
+        composer_config(settings),
+        clock,
+        on_enqueued=on_enqueued,
     )

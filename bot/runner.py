@@ -127,11 +127,24 @@ class Service:
         assert context.telegram is not None and self.scheduler is not None
         settings = self.settings
         skebby = build_skebby_gateway(settings)
-        channels = await build_channels(
-            settings, context.telegram, context.telegram_limiter, skebby
+        channels = build_channels(
+            settings, telegram=context.telegram, limiter=context.telegram_limiter, skebby=skebby
         )
-        dispatcher = build_dispatcher(context, channels)
-        self.composer = build_composer(context, dispatcher)
+        dispatcher = build_dispatcher(
+            settings,
+            context.sessions,
+            channels,
+            context.clock,
+            recipient_kinds=context.recipient_kinds,
+            observer=context.metrics,
+        )
+        self.composer = build_composer(
+            settings,
+            context.sessions,
+            context.clock,
+            recipient_kinds=context.recipient_kinds,
+            on_enqueued=dispatcher.wake,
+        )
         await dispatcher.start()
         self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         self.dispatcher = dispatcher

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         return [kind for kind in kinds if kind] or None
 
     @property
+    def attachments_dir(self) -> Path:
+        """Where broadcast attachments are stored (under DATA_DIR)."""
+        return self.data_dir / "attachments"
+
+    @property
     def sandbox(self) -> bool:
         """No bot token: the Telegram Bot API simulator runs inside the process."""
         return self.telegram_bot_token is None

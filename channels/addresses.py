@@ -125,8 +125,7 @@ def _telegram_rule(candidate: Candidate, _region: str) -> _Verdict:
 
 
 def _storage_rule(candidate: Candidate, _region: str) -> _Verdict:
-    # The inbox is keyed by (kind, id): customer 1 and external subject 1 are different people,
-    # which the seed's dedup by bare primary key got wrong.
+    # The inbox is keyed by (kind, id): customer 1 and external subject 1 are different people.
     key = f"{candidate.kind}:{candidate.id}"
     return key, key
 

@@ -110,6 +110,12 @@ class RecipientBlockedError(PermanentDeliveryError):
     outcome = Outcome.BLOCKED
 
 
+class DeliveryObserver(Protocol):
+    """Told about every delivery outcome (the service's metrics implement it)."""
+
+    def delivery(self, channel: str, status: str, seconds: float | None = None) -> None: ...
+
+
 @runtime_checkable
 class Channel(Protocol):
     """One outbound channel. ``max_batch`` > 1 means deliveries arrive grouped per message."""

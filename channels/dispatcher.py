@@ -24,13 +24,13 @@ from pathlib import Path
 from channels.base import (
     Channel,
     Delivery,
+    DeliveryObserver,
     DeliveryResult,
     Outcome,
     OutgoingMessage,
     StoredAttachment,
 )
 from channels.clock import Clock
-from channels.metrics import Metrics
 from persistence import outbox
 from persistence.database import SessionFactory
 from persistence.models import DeliveryStatus
@@ -86,7 +86,7 @@ class Dispatcher:
         *,
         attachments_root: Path,
         rng: random.Random | None = None,
-        metrics: Metrics | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self._sessions = sessions
         self.channels = dict(channels)
@@ -94,7 +94,7 @@ class Dispatcher:
         self.config = config
         self._clock = clock
         self._attachments_root = attachments_root
-        self._metrics = metrics or Metrics()
+        self._observer = observer
         self._rng = rng or random.Random()
         self.owner = f"w-{uuid.uuid4().hex[:12]}"
         self._wake = {name: asyncio.Event() for name in self.channels}
@@ -309,8 +309,9 @@ class Dispatcher:
                     deliveries, Outcome.RETRY, detail=f"internal error: {type(exc).__name__}"
                 )
             per_delivery = (time.perf_counter() - started) / max(1, len(results))
-            for result in results:
-                self._metrics.delivery(channel.name, result.outcome.value, per_delivery)
+            if self._observer is not None:
+                for result in results:
+                    self._observer.delivery(channel.name, result.outcome.value, per_delivery)
             return results
 
     async def _send_batch(

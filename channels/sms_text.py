@@ -1,8 +1,8 @@
 """SMS encoding analysis: GSM 03.38 (7-bit) or UCS-2, characters and fragments.
 
 Used by the composer's presend (to show encoding, fragments and cost) and by the Skebby channel
-(to pick the ``encoding`` parameter). The seed rejected newlines; GSM-7 has both ``\\n`` and ``\\r``
-in its basic table, so they are fine here.
+(to pick the ``encoding`` parameter). Newlines are fine: GSM-7 has both ``\\n`` and ``\\r`` in
+its basic table.
 
 Counting rules (3GPP TS 23.038 / 23.040):
 - GSM-7: basic-table characters cost one septet; extension-table characters cost two (an escape

@@ -3,8 +3,7 @@
 Not named ``email.py``: that would shadow the standard library package this module uses.
 
 - Every recipient gets their own message with only their address in ``To`` (the list of
-  recipients is never exposed), plain text plus HTML, and the real attachments (the seed sent
-  links).
+  recipients is never exposed), plain text plus HTML, and the real attachments (not links).
 - The Message-ID is derived from the message and delivery ids, so a retry after a timeout or a
   crash carries the same Message-ID and mail systems can recognise the duplicate.
 - Connections are reused: a broadcast of thousands of emails opens ``connection_pool_size``

@@ -1,7 +1,7 @@
 """Telegram text rules: splitting long texts, escaping, and the subject as a bold first line.
 
 Telegram limits a text message to 4096 characters *as it counts them*: UTF-16 code units, so an
-emoji costs two. The seed truncated long texts; Herald splits them into several messages instead.
+emoji costs two. A longer text is split into several messages, never truncated.
 
 Splitting contract (``split_with_separators`` makes it exact):
 - every part is at most ``limit`` UTF-16 code units and is never empty (an empty text gives

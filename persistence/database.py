@@ -29,14 +29,6 @@ def normalize_database_url(raw: str) -> URL:
     return url
 
 
-def is_sqlite(url: URL | str) -> bool:
-    return (
-        make_url(url).get_backend_name() == "sqlite"
-        if isinstance(url, str)
-        else (url.get_backend_name() == "sqlite")
-    )
-
-
 def _prepare_sqlite_file(url: URL) -> None:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):

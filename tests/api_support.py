@@ -13,17 +13,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
+from admin_api.metrics import Metrics
+from bot.delivery import build_channels, build_composer, build_dispatcher
 from channels.base import Channel
-from channels.composer import Composer
-from channels.composition import ComposerConfig
-from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.metrics import Metrics
-from channels.storage_channel import SandboxChannel, StorageChannel
+from channels.dispatcher import Dispatcher
 from persistence.api_keys import issue_api_key
 from persistence.models import User
 from persistence.recipient_kinds import default_registry
 from tests.conftest import Database
-from tests.factories import FakeClock
+from tests.factories import FakeClock, delivery_settings
 
 COSTS = {"sms": Decimal("0.05"), "email": Decimal("0.001")}
 
@@ -86,30 +84,22 @@ async def running_api(
 ) -> AsyncIterator[Api]:
     clock = FakeClock()
     registry = default_registry()
+    settings = delivery_settings(
+        db.url,
+        tmp_path,
+        dispatch_batch_size=100,
+        dispatch_max_attempts=3,
+        dispatch_lease_seconds=30,
+        max_attachment_bytes=max_attachment_bytes,
+        cost_sms=COSTS["sms"],
+        cost_email=COSTS["email"],
+    )
     all_channels: dict[str, Channel] = {
-        "storage": StorageChannel(),
-        "email": SandboxChannel("email", "SMTP_HOST"),
-        "sms": SandboxChannel("sms", "SKEBBY_USERNAME"),
+        **build_channels(settings, telegram=None, only=("storage", "email", "sms")),
         **(channels or {}),
     }
-    dispatcher = Dispatcher(
-        db.sessions,
-        all_channels,
-        registry,
-        DispatcherConfig(batch_size=100, max_attempts=3, lease_seconds=30),
-        clock,
-        attachments_root=tmp_path / "attachments",
-    )
-    composer = Composer(
-        db.sessions,
-        registry,
-        ComposerConfig(
-            attachments_root=tmp_path / "attachments",
-            costs=COSTS,
-            max_attachment_bytes=max_attachment_bytes,
-        ),
-        clock,
-    )
+    dispatcher = build_dispatcher(settings, db.sessions, all_channels, clock)
+    composer = build_composer(settings, db.sessions, clock)
     context = ApiContext(
         sessions=db.sessions,
         recipient_kinds=registry,

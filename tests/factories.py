@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from bot.settings import Settings, load_settings
 from persistence.database import SessionFactory
 from persistence.models import Customer, ExternalSubject, User
 
 _numbers = itertools.count(1)
+
+
+def delivery_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for the composer and dispatcher builders in tests (no .env file is read)."""
+    values: dict[str, Any] = {"_env_file": None, "database_url": database_url, "data_dir": data_dir}
+    values.update(overrides)
+    return load_settings(**values)
 
 
 async def make_user(

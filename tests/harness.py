@@ -12,20 +12,17 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.context import TelegramEndpoint
-from bot.delivery import telegram_client
+from bot.delivery import build_channels, build_composer, build_dispatcher
 from channels.base import Channel
 from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
-from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.storage_channel import StorageChannel
-from channels.telegram_channel import TelegramChannel
+from channels.composition import ComposeRequest
+from channels.dispatcher import Dispatcher
 from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.models import Message, MessageRecipient, User
 from persistence.outbox import read_counters
-from persistence.recipient_kinds import default_registry
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
-from tests.factories import FakeClock, make_user
+from tests.factories import FakeClock, delivery_settings, make_user
 
 
 @dataclass
@@ -82,28 +79,24 @@ async def pipeline(
     clock = FakeClock()
     limiter = TelegramRateLimiter(rate, per_chat_interval=0.0)
     endpoint = TelegramEndpoint(sim.token, sim.base_url, sim.base_file_url, sandbox=True)
-    bot = telegram_client(endpoint, pool_size=32)
+    cost = {f"cost_{name}": value for name, value in (costs or {}).items()}
+    settings = delivery_settings(
+        db.url,
+        tmp_path,
+        dispatch_batch_size=batch_size,
+        dispatch_max_attempts=max_attempts,
+        dispatch_lease_seconds=30,
+        dispatch_concurrency=32,
+        **{"cost_telegram": 0, "cost_email": 0, "cost_sms": 0, "cost_storage": 0, **cost},
+    )
     all_channels: dict[str, Channel] = {
-        "telegram": TelegramChannel(bot, limiter, parse_mode="HTML"),
-        "storage": StorageChannel(),
+        **build_channels(
+            settings, telegram=endpoint, limiter=limiter, only=("telegram", "storage")
+        ),
         **(channels or {}),
     }
-    registry = default_registry()
-    dispatcher = Dispatcher(
-        db.sessions,
-        all_channels,
-        registry,
-        DispatcherConfig(batch_size=batch_size, max_attempts=max_attempts, lease_seconds=30),
-        clock,
-        attachments_root=tmp_path / "attachments",
-    )
-    composer = Composer(
-        db.sessions,
-        registry,
-        ComposerConfig(attachments_root=tmp_path / "attachments", costs=costs or {}),
-        clock,
-        on_enqueued=dispatcher.wake,
-    )
+    dispatcher = build_dispatcher(settings, db.sessions, all_channels, clock)
+    composer = build_composer(settings, db.sessions, clock, on_enqueued=dispatcher.wake)
     user = await make_user(db.sessions, superuser=superuser)
     try:
         yield Pipeline(db, sim, clock, composer, dispatcher, limiter, user)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from persistence.api_keys import revoke_api_key
 from tests.api_support import running_api
@@ -59,15 +60,27 @@ async def test_metrics_expose_deliveries_requests_and_queue_depth(
         await api.get("/api/v1/messages/12345", expect=404)
         async with api.client.get("/metrics") as response:
             assert response.status == 200
-            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            text = await response.text()
-    assert 'herald_deliveries_total{channel="telegram",status="success"} 1' in text
-    assert 'herald_send_latency_seconds_bucket{channel="telegram",le="0.25"} 1' in text
-    assert "herald_telegram_updates_total 1" in text
+            assert response.headers["Content-Type"].startswith("text/plain; version=")
+            samples = exposition_samples(await response.text())
     assert (
-        'herald_http_requests_total{route="/api/v1/messages/{message_id}",status="404"} 1' in text
+        samples[("herald_deliveries_total", (("channel", "telegram"), ("status", "success")))] == 1
     )
-    assert 'herald_queue_depth{channel="storage"} 1' in text
+    bucket = (("channel", "telegram"), ("le", "0.25"))
+    assert samples[("herald_send_latency_seconds_bucket", bucket)] == 1
+    assert samples[("herald_telegram_updates_total", ())] == 1
+    route = (("route", "/api/v1/messages/{message_id}"), ("status", "404"))
+    assert samples[("herald_http_requests_total", route)] == 1
+    assert samples[("herald_queue_depth", (("channel", "storage"),))] == 1
+    assert samples[("process_cpu_seconds_total", ())] > 0
+
+
+def exposition_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus exposition, keyed by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 async def test_skebby_status_for_superusers_when_configured(db: Database, tmp_path: Path) -> None:

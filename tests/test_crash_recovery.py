@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
+from bot.delivery import build_composer
+from channels.composition import ComposeRequest
 from channels.dispatcher import DispatcherConfig
 from persistence.models import Customer, MessageRecipient
 from persistence.outbox import read_counters
-from persistence.recipient_kinds import default_registry
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import wait_until
 from tests.conftest import Database
-from tests.factories import FakeClock, make_customers, make_user
+from tests.factories import FakeClock, delivery_settings, make_customers, make_user
 from tests.service_process import ServiceProcess
 
 RECIPIENTS = 2000
@@ -47,7 +46,7 @@ async def test_kill_9_mid_broadcast_then_restart_delivers_everything(
     await service.start()
     try:
         user = await make_user(db.sessions)
-        composer = Composer(db.sessions, default_registry(), ComposerConfig(), FakeClock())
+        composer = build_composer(delivery_settings(db.url, tmp_path), db.sessions, FakeClock())
         async with db.sessions() as session:
             customer_ids = list((await session.execute(select(Customer.id))).scalars())
         answer = await composer.send(
