@@ -32,6 +32,8 @@ class ApiContext:
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     readiness_timeout: float = 2.0
     skebby_status: SkebbyStatus | None = None
+    # Each channel's circuit breaker state ("closed", "open", "half_open"), for /readyz.
+    breaker_states: Callable[[], Mapping[str, str]] | None = None
     default_phone_region: str = "IT"
     # A verified API key is trusted for this long before it is checked again (revocation delay).
     auth_cache_seconds: float = 5.0

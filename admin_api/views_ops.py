@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,6 +36,11 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, bool]
+    breakers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per channel: closed (sending), open (provider down, paused) or half_open "
+        "(probing). An open breaker does not make the process unready: the API still works.",
+    )
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -73,8 +78,10 @@ async def readyz(request: web.Request) -> web.Response:
     )
     outcome = dict(zip(names, results, strict=True))
     ready = all(results)
+    breakers = dict(ctx.breaker_states()) if ctx.breaker_states is not None else {}
+    status = "ready" if ready else "unready"
     return render(
-        Readiness(status="ready" if ready else "unready", checks=outcome), 200 if ready else 503
+        Readiness(status=status, checks=outcome, breakers=breakers), 200 if ready else 503
     )
 
 

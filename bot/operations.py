@@ -10,6 +10,7 @@ import aiosmtplib
 
 from admin_api.context import ReadinessCheck, SkebbyStatus
 from bot.handlers.context import HeraldApplication
+from bot.polling import PollingErrors
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
@@ -20,11 +21,13 @@ def readiness_checks(
     telegram: BotApiClient,
     email: EmailChannel,
     skebby: SkebbyGateway | None,
+    polling: PollingErrors | None = None,
 ) -> Mapping[str, ReadinessCheck]:
-    """One check per part that can be down; sandboxed channels have nothing to check."""
+    """One check per part that can be down; sandboxed channels have nothing to check. The bot
+    is not ready while another process polls with the same token (it gets no updates)."""
 
     async def bot() -> bool:
-        return application.running
+        return application.running and (polling is None or polling.receiving)
 
     async def telegram_api() -> bool:
         try:
