@@ -34,6 +34,8 @@ class ApiContext:
     skebby_status: SkebbyStatus | None = None
     # Each channel's circuit breaker state ("closed", "open", "half_open"), for /readyz.
     breaker_states: Callable[[], Mapping[str, str]] | None = None
+    # This process's role and the leaderships it holds, for /readyz.
+    process: Callable[[], Mapping[str, Any]] | None = None
     default_phone_region: str = "IT"
     # A verified API key is trusted for this long before it is checked again (revocation delay).
     auth_cache_seconds: float = 5.0

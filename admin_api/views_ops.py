@@ -41,6 +41,10 @@ class Readiness(BaseModel):
         description="Per channel: closed (sending), open (provider down, paused) or half_open "
         "(probing). An open breaker does not make the process unready: the API still works.",
     )
+    role: str | None = Field(None, description="all, web or worker.")
+    leads: list[str] = Field(
+        default_factory=list, description="The leaderships this process holds now."
+    )
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -79,10 +83,15 @@ async def readyz(request: web.Request) -> web.Response:
     outcome = dict(zip(names, results, strict=True))
     ready = all(results)
     breakers = dict(ctx.breaker_states()) if ctx.breaker_states is not None else {}
-    status = "ready" if ready else "unready"
-    return render(
-        Readiness(status=status, checks=outcome, breakers=breakers), 200 if ready else 503
+    process = dict(ctx.process()) if ctx.process is not None else {}
+    body = Readiness(
+        status="ready" if ready else "unready",
+        checks=outcome,
+        breakers=breakers,
+        role=process.get("role"),
+        leads=list(process.get("leads", [])),
     )
+    return render(body, 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -44,7 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", help="start the service (bot, admin API, scheduler, dispatcher)")
+    run = commands.add_parser(
+        "run",
+        help="start the service (bot, admin API, scheduler, dispatcher)",
+        description="Start Herald. On PostgreSQL any number of processes may run: they share "
+        "the deliveries and elect one Telegram leader. Example: herald run --role worker",
+    )
+    run.add_argument(
+        "--role",
+        choices=["all", "web", "worker"],
+        default="all",
+        help="web: the API, console and webhook receiver; worker: deliveries and the elected "
+        "jobs (no HTTP server); all (default): both",
+    )
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -187,15 +199,16 @@ async def _recipients_add(settings: Settings, args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
-async def _run(settings: Settings) -> None:
-    from bot.runner import serve
+async def _run(settings: Settings, role: str) -> None:
+    from bot.runner import ROLES, serve
 
-    await serve(settings)
+    chosen = next(r for r in ROLES if r == role)
+    await serve(settings, chosen)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "run":
-        event_loop.run(_run(settings))
+        event_loop.run(_run(settings, args.role))
     elif args.command == "db" and args.db_command == "upgrade":
         asyncio.run(_db_upgrade(settings))
     elif args.command == "db" and args.db_command == "current":

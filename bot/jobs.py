@@ -20,12 +20,15 @@ from channels.backoff import FailureEpisode, LoopObserver
 from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
 from channels.sms_reports import sms_report_job
-from persistence.outbox import start_due_scheduled
+from persistence.outbox import announce_due, start_due_scheduled
 from persistence.retention import purge_old_data
 
 log = logging.getLogger(__name__)
 
 SMS_REPORT_BATCH = 200
+# Jobs that run in one process only (the scheduler leader); the others are safe to run in every
+# process at once: the rescue takes rows with SKIP LOCKED and conditional updates.
+LEADER_JOBS = ("scheduled-messages", "retention", "sms-reports")
 
 
 class GuardedJob:
@@ -68,6 +71,7 @@ async def rescue_stale_leases(dispatcher: Dispatcher) -> None:
 async def start_scheduled_messages(context: HeraldContext, dispatcher: Dispatcher) -> None:
     async with context.sessions.begin() as session:
         started = await start_due_scheduled(session, context.clock())
+        await announce_due(session, started)  # the other processes' dispatchers look too
     if started:
         log.info("scheduled messages now due: %s", started)
         dispatcher.wake()
@@ -78,11 +82,13 @@ async def purge_retention(context: HeraldContext) -> None:
         purged = await purge_old_data(
             session, context.clock(), keep_days=context.settings.persistence_retention_days
         )
-    if purged.conversations or purged.idempotency_keys:
+    if purged.conversations or purged.idempotency_keys or purged.updates:
         log.info(
-            "retention: removed %d stale conversations and %d old idempotency keys",
+            "retention: removed %d stale conversations, %d old idempotency keys and %d handled "
+            "webhook updates",
             purged.conversations,
             purged.idempotency_keys,
+            purged.updates,
         )
 
 
@@ -102,7 +108,8 @@ def schedule_delivery_jobs(
     dispatcher: Dispatcher,
     skebby: SkebbyGateway | None = None,
 ) -> dict[str, GuardedJob]:
-    """Add the outbox's periodic jobs (and Skebby's delivery reports when configured)."""
+    """Add the outbox's periodic jobs (and Skebby's delivery reports when configured). The
+    ``LEADER_JOBS`` start paused: the scheduler leader resumes them."""
     lease = context.settings.dispatch_lease_seconds
     jobs: list[tuple[str, Callable[..., Awaitable[object]], float, list[Any]]] = [
         ("rescue-leases", rescue_stale_leases, max(1.0, lease / 2), [dispatcher]),
@@ -114,6 +121,7 @@ def schedule_delivery_jobs(
     guarded: dict[str, GuardedJob] = {}
     for name, function, seconds, args in jobs:
         job = guarded[name] = GuardedJob(name, function, seconds, context.metrics)
+        paused = {"next_run_time": None} if name in LEADER_JOBS else {}
         scheduler.add_job(
             job.run,
             "interval",
@@ -123,5 +131,6 @@ def schedule_delivery_jobs(
             coalesce=True,
             max_instances=1,
             misfire_grace_time=30,
+            **paused,
         )
     return guarded

@@ -3,44 +3,58 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiosmtplib
 
 from admin_api.context import ReadinessCheck, SkebbyStatus
-from bot.handlers.context import HeraldApplication
 from bot.polling import PollingErrors
+from bot.telegram_side import TelegramSide
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 
 
 def readiness_checks(
-    application: HeraldApplication,
+    telegram_side: Callable[[], TelegramSide | None],
+    leads_telegram: Callable[[], bool],
     telegram: BotApiClient,
     email: EmailChannel,
     skebby: SkebbyGateway | None,
     polling: PollingErrors | None = None,
+    *,
+    delivers: bool = True,
 ) -> Mapping[str, ReadinessCheck]:
-    """One check per part that can be down; sandboxed channels have nothing to check. The bot
-    is not ready while another process polls with the same token (it gets no updates)."""
+    """One check per part that can be down; sandboxed channels have nothing to check.
+
+    Only the Telegram leader talks to Telegram: in any other process the bot and Bot API checks
+    pass as "standing by". The leader's bot is not ready while another process polls with the
+    same token (it gets no updates).
+    """
 
     async def bot() -> bool:
-        return application.running and (polling is None or polling.receiving)
+        if not leads_telegram():
+            return True
+        side = telegram_side()
+        return side is not None and side.running and (polling is None or polling.receiving)
 
     async def telegram_api() -> bool:
+        if not leads_telegram():
+            return True
         try:
             await telegram.get_me()
         except (BotApiError, BotApiUnavailableError):
             return False
         return True
 
-    checks: dict[str, ReadinessCheck] = {"bot": bot, "telegram": telegram_api}
-    if email.config is not None:
-        checks["smtp"] = _smtp_check(email.config)
-    if skebby is not None:
-        checks["skebby"] = _skebby_check(skebby)
+    checks: dict[str, ReadinessCheck] = {}
+    if delivers:
+        checks.update({"bot": bot, "telegram": telegram_api})
+        if email.config is not None:
+            checks["smtp"] = _smtp_check(email.config)
+        if skebby is not None:
+            checks["skebby"] = _skebby_check(skebby)
     return checks
 
 

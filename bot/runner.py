@@ -1,24 +1,31 @@
-"""One process, one event loop: the web server, the scheduler and the bot start and stop here.
+"""One process, one event loop: the web server, the scheduler, the dispatcher and, while this
+process leads it, the Telegram bot start and stop here.
 
-Components start in order and stop in reverse order through one AsyncExitStack: the update
-source (polling or the webhook), the web server, the delivery dispatcher, the PTB Application (its
-``shutdown()`` writes the last persistence update), the sandbox simulator, the scheduler and,
-last, the database engine.
+Components start in order and stop in reverse order through one AsyncExitStack: the database
+engine, (on SQLite) the claim to be its only process, the scheduler, the sandbox simulator, the
+delivery dispatcher, the web server, the LISTEN connection and, last, the electors. Several
+processes may share one PostgreSQL database: they all deliver email, SMS and the inbox (claims
+with SKIP LOCKED), and elected leaders run what must run once — everything that talks to
+Telegram for the bot token (``bot/telegram_side.py``) and the scheduled jobs.
+
+Roles (``herald run --role``): ``web`` serves the API, the console and the webhook receiver;
+``worker`` delivers and competes for the leaderships; ``all`` (the default) does both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
+import socket
+import uuid
 from contextlib import AsyncExitStack
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from telegram import Update
-from telegram.ext import BasePersistence, DictPersistence
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
@@ -26,40 +33,56 @@ from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway
 from bot.handlers.context import HeraldApplication
-from bot.jobs import schedule_delivery_jobs
+from bot.jobs import LEADER_JOBS, schedule_delivery_jobs
+from bot.leadership import Elector
 from bot.operations import readiness_checks, skebby_status
 from bot.polling import PollingErrors
 from bot.sandbox_mode import sandbox_endpoint, start_simulator, telegram_endpoint
 from bot.settings import Settings, TelegramMode
-from bot.telegram_app import build_application, database_persistence
-from bot.webhook import add_webhook_route, register_webhook
+from bot.single_process import claim_single_process
+from bot.telegram_side import TelegramSide
+from bot.webhook import WebhookReceiver, add_webhook_route, bot_key
 from channels.composer import Composer
 from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
+from persistence import notifications
+from persistence.leaders import RESIGNED_CHANNEL
 from persistence.migrate import ensure_schema_current
 from sandbox.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger(__name__)
 
 BotPersistence = Literal["database", "memory"]
+Role = Literal["all", "web", "worker"]
+ROLES: tuple[Role, ...] = ("all", "web", "worker")
+SCHEDULER_LEADERSHIP = "scheduler"
 
 
 class Service:
     """Everything Herald runs, started in order and stopped in reverse order."""
 
-    def __init__(self, settings: Settings, *, bot_persistence: BotPersistence = "database") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        role: Role = "all",
+        bot_persistence: BotPersistence = "database",
+    ) -> None:
         self.settings = settings
+        self.role = role
         # "memory" (PTB's DictPersistence: nothing survives a restart) is for benchmarks only.
         self.bot_persistence = bot_persistence
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.context: HeraldContext | None = None
         self.simulator: TelegramSimulator | None = None
-        self.application: HeraldApplication | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.dispatcher: Dispatcher | None = None
         self.composer: Composer | None = None
         self.skebby: SkebbyGateway | None = None
+        self.telegram: TelegramSide | None = None
+        self.electors: dict[str, Elector] = {}
         self.http_port: int | None = None
         self.polling_errors = PollingErrors()
         self.webhook_url: str | None = None
@@ -71,15 +94,40 @@ class Service:
     def webhook_mode(self) -> bool:
         return self.settings.telegram_mode is TelegramMode.WEBHOOK
 
+    @property
+    def delivers(self) -> bool:
+        return self.role in ("all", "worker")
+
+    @property
+    def serves_http(self) -> bool:
+        return self.role in ("all", "web")
+
+    @property
+    def application(self) -> HeraldApplication | None:
+        """The bot's Application while this process leads Telegram (else None)."""
+        return self.telegram.application if self.telegram is not None else None
+
+    @property
+    def telegram_leadership(self) -> str:
+        context = self.context
+        assert context is not None and context.telegram is not None
+        return f"telegram:{bot_key(context.telegram.token)[:16]}"
+
+    def leads(self) -> list[str]:
+        return sorted(name for name, elector in self.electors.items() if elector.holds)
+
     async def start(self) -> None:
         try:
             context = await self._start_context()
+            await self._claim_sqlite(context)
             self._start_scheduler()
             await self._start_telegram_endpoint(context)
-            application = await self._start_bot(context)
             await self._start_delivery(context)
-            await self._start_http(context, application)
-            await self._start_updates(application)
+            if self.serves_http:
+                await self._start_http(context)
+            await self._start_listener(context)
+            if self.delivers:
+                await self._start_electors(context)
         except BaseException:
             await self.stop()
             raise
@@ -91,6 +139,11 @@ class Service:
         self._stack.push_async_callback(context.close)
         await ensure_schema_current(context.engine)
         return context
+
+    async def _claim_sqlite(self, context: HeraldContext) -> None:
+        if context.engine.dialect.name == "sqlite":
+            elector = await claim_single_process(context.sessions, self.holder, context.metrics)
+            self._stack.push_async_callback(elector.stop)
 
     def _start_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -107,26 +160,10 @@ class Service:
         self.simulator = simulator
         context.telegram = sandbox_endpoint(simulator)
 
-    async def _start_bot(self, context: HeraldContext) -> HeraldApplication:
-        assert context.telegram is not None
-        persistence: BasePersistence[Any, Any, Any] = (
-            database_persistence(context)
-            if self.bot_persistence == "database"
-            else DictPersistence(update_interval=self.settings.persistence_update_interval)
-        )
-        application = build_application(
-            context, context.telegram, webhook=self.webhook_mode, persistence=persistence
-        )
-        await application.initialize()  # getMe, and the persisted data is loaded here
-        self._stack.push_async_callback(application.shutdown)  # flushes persistence
-        self.application = application
-        if application.post_init is not None:  # what run_polling() would do: the command menu
-            await application.post_init(application)
-        return application
-
     async def _start_delivery(self, context: HeraldContext) -> None:
-        """The outbox: channels, dispatcher workers, the composer and their scheduled jobs."""
-        assert context.telegram is not None and self.scheduler is not None
+        """The outbox: channels, the dispatcher (its Telegram worker runs only in the Telegram
+        leader), the composer and the scheduled jobs."""
+        assert self.scheduler is not None
         settings = self.settings
         skebby = build_skebby_gateway(settings)
         channels = build_channels(
@@ -147,13 +184,22 @@ class Service:
             recipient_kinds=context.recipient_kinds,
             on_enqueued=dispatcher.wake,
         )
-        await dispatcher.start()
-        self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         self.dispatcher = dispatcher
         self.skebby = skebby
+        if not self.delivers:
+            for channel in dispatcher.channels.values():
+                await channel.close()
+            return
+        dispatcher.set_gate("telegram", self._leads_telegram)
+        await dispatcher.start([name for name in dispatcher.channels if name != "telegram"])
+        self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         schedule_delivery_jobs(self.scheduler, context, dispatcher, skebby)
 
-    def _api_context(self, context: HeraldContext, application: HeraldApplication) -> ApiContext:
+    def _leads_telegram(self) -> bool:
+        elector = self.electors.get(self.telegram_leadership)
+        return elector is not None and elector.holds
+
+    def _api_context(self, context: HeraldContext) -> ApiContext:
         assert self.composer is not None and self.dispatcher is not None
         settings = self.settings
         telegram = self.dispatcher.channels["telegram"]
@@ -169,19 +215,32 @@ class Service:
             metrics=context.metrics,
             clock=context.clock,
             readiness_checks=readiness_checks(
-                application, telegram.client, email, self.skebby, self.polling_errors
+                lambda: self.telegram,
+                self._leads_telegram,
+                telegram.client,
+                email,
+                self.skebby,
+                self.polling_errors,
+                delivers=self.delivers,
             ),
             skebby_status=skebby_status(self.skebby),
             breaker_states=self.dispatcher.breaker_states,
+            process=lambda: {"role": self.role, "leads": self.leads()},
             default_phone_region=settings.default_phone_region,
         )
 
-    async def _start_http(self, context: HeraldContext, application: HeraldApplication) -> None:
+    async def _start_http(self, context: HeraldContext) -> None:
         settings = self.settings
-        app = create_app(self._api_context(context, application))
+        app = create_app(self._api_context(context))
         if self.webhook_mode:
-            secret = self._webhook_secret_value()
-            add_webhook_route(app, settings.telegram_webhook_path, application, secret)
+            assert context.telegram is not None
+            receiver = WebhookReceiver(
+                context.sessions,
+                bot_key(context.telegram.token),
+                self._webhook_secret_value(),
+                on_stored=self._update_stored,
+            )
+            add_webhook_route(app, settings.telegram_webhook_path, receiver)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
@@ -189,6 +248,13 @@ class Service:
         await site.start()
         self.http_port = runner.addresses[0][1]
         log.info("Herald is listening on http://%s:%s", settings.http_host, self.http_port)
+        if self.webhook_mode:
+            self.webhook_url = self._webhook_public_url()
+
+    def _update_stored(self, _payload: str | None = None) -> None:
+        consumer = self.telegram.consumer if self.telegram is not None else None
+        if consumer is not None:
+            consumer.wake()
 
     def _webhook_secret_value(self) -> str:
         if self._webhook_secret is None:
@@ -206,29 +272,73 @@ class Service:
         host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
         return f"http://{host}:{self.http_port}{settings.telegram_webhook_path}"
 
-    async def _start_updates(self, application: HeraldApplication) -> None:
-        settings = self.settings
-        await application.start()
-        self._stack.push_async_callback(application.stop)
-        if self.webhook_mode:
-            self.webhook_url = self._webhook_public_url()
-            await register_webhook(
-                application.bot,
-                self.webhook_url,
-                self._webhook_secret_value(),
-                allowed_updates=settings.allowed_updates,
-                drop_pending_updates=settings.telegram_drop_pending_updates,
-            )
+    async def _start_listener(self, context: HeraldContext) -> None:
+        """On PostgreSQL, other processes' news: new deliveries, stored updates, resignations."""
+        if context.engine.dialect.name != "postgresql":
             return
-        updater = application.updater
-        assert updater is not None, "polling mode builds the Application with an Updater"
-        await updater.start_polling(
-            allowed_updates=settings.allowed_updates or Update.ALL_TYPES,
-            drop_pending_updates=settings.telegram_drop_pending_updates,
-            error_callback=self.polling_errors,
+        dispatcher = self.dispatcher
+
+        def outbox(channel: str | None) -> None:
+            if dispatcher is not None and self.delivers:
+                dispatcher.wake(channel or None)
+
+        def resigned(_name: str | None) -> None:
+            for elector in self.electors.values():
+                elector.poke()
+
+        listener = notifications.Listener(
+            notifications.driver_dsn(self.settings.database_url),
+            {
+                notifications.OUTBOX_CHANNEL: outbox,
+                notifications.UPDATES_CHANNEL: self._update_stored,
+                RESIGNED_CHANNEL: resigned,
+            },
         )
-        self._stack.push_async_callback(updater.stop)
-        log.info("Telegram bot is polling for updates")
+        await listener.start()
+        self._stack.push_async_callback(listener.stop)
+
+    async def _start_electors(self, context: HeraldContext) -> None:
+        assert context.telegram is not None and self.scheduler is not None
+        scheduler = self.scheduler
+        telegram = TelegramSide(
+            context,
+            self.dispatcher,
+            holder=self.holder,
+            bot=bot_key(context.telegram.token),
+            webhook_url=lambda: self.webhook_url if self.webhook_mode else None,
+            webhook_secret=self._webhook_secret_value,
+            polling_errors=self.polling_errors,
+            memory_persistence=self.bot_persistence == "memory",
+        )
+        self.telegram = telegram
+
+        async def run_jobs() -> None:
+            for job_id in LEADER_JOBS:
+                if scheduler.get_job(job_id) is not None:
+                    scheduler.resume_job(job_id)
+
+        async def pause_jobs() -> None:
+            for job_id in LEADER_JOBS:
+                if scheduler.get_job(job_id) is not None:
+                    scheduler.pause_job(job_id)
+
+        for name, elected, lost in (
+            (SCHEDULER_LEADERSHIP, run_jobs, pause_jobs),
+            (self.telegram_leadership, telegram.start, telegram.stop),
+        ):
+            elector = Elector(
+                name,
+                self.holder,
+                context.sessions,
+                on_elected=elected,
+                on_lost=lost,
+                ttl=self.settings.leadership_ttl_seconds,
+                renew_seconds=self.settings.leadership_renew_seconds,
+                observer=context.metrics,
+            )
+            self.electors[name] = elector
+            await elector.start()
+            self._stack.push_async_callback(elector.stop)
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order; calling it again does nothing."""
@@ -239,13 +349,13 @@ class Service:
         log.info("Herald stopped")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, role: Role = "all") -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    service = Service(settings)
+    service = Service(settings, role=role)
     try:
         await service.start()
         await stop.wait()

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     delivery_deadline_hours_email: PositiveFloat | None = None
     delivery_deadline_hours_sms: PositiveFloat | None = None
     delivery_deadline_hours_storage: PositiveFloat | None = None
+    # Several processes on PostgreSQL: a leadership lasts this long unless renewed this often.
+    leadership_ttl_seconds: float = Field(default=10.0, ge=3, le=300)
+    leadership_renew_seconds: float = Field(default=3.0, gt=0, le=100)
     # A channel whose provider fails (unreachable, timeouts, 5xx) for most of the window pauses.
     breaker_window_seconds: PositiveFloat = 10.0
     breaker_min_failures: PositiveInt = 5
@@ -166,6 +169,10 @@ class Settings(BaseSettings):
                 raise ValueError("TELEGRAM_WEBHOOK_URL: required when TELEGRAM_MODE=webhook")
             if self.telegram_webhook_secret is None:
                 raise ValueError("TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_MODE=webhook")
+        if self.leadership_renew_seconds + 2 >= self.leadership_ttl_seconds:
+            raise ValueError(
+                "LEADERSHIP_RENEW_SECONDS: must be at least 2 s shorter than LEADERSHIP_TTL_SECONDS"
+            )
         if self.skebby_username and self.skebby_password is None:
             raise ValueError("SKEBBY_PASSWORD: required when SKEBBY_USERNAME is set")
         return self

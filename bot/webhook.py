@@ -2,19 +2,27 @@
 
 Every request must carry ``X-Telegram-Bot-Api-Secret-Token`` equal to the configured secret
 (compared in constant time); anything else gets 403 and is not processed. Malformed JSON gets
-400; while the bot is not running the answer is 503 so that Telegram retries later.
+400. A good update is stored in the database's webhook inbox (``persistence/update_inbox.py``)
+and Telegram gets its 200 only after the commit, so any process may receive webhooks and an
+update is never lost with the process that received it; the Telegram leader handles stored
+updates in order (``bot/update_consumer.py``). While the database is unreachable the answer is
+503, so Telegram delivers the update again later.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 from telegram import Bot, Update, WebhookInfo
-from telegram.ext import Application
+
+from persistence import update_inbox
+from persistence.database import SessionFactory
+from persistence.errors import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,43 +30,60 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_UPDATE_BYTES = 1024 * 1024  # a Telegram update is a few kilobytes
 
 
-class WebhookReceiver:
-    """The aiohttp view that turns authenticated POSTs into updates on PTB's queue."""
+def bot_key(token: str) -> str:
+    """Which bot an update belongs to, without keeping the token in the database."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
-    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], secret: str):
+
+class WebhookReceiver:
+    """The aiohttp view that turns authenticated POSTs into stored updates."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        bot: str,
+        secret: str,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
         if not secret:
             raise ValueError("the webhook needs a secret token")
-        self._application = application
+        self._sessions = sessions
+        self._bot = bot
         self._secret = secret.encode()
+        self._on_stored = on_stored
 
     async def handle(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
             log.warning("webhook request without the right secret token refused")
             return web.Response(status=403, text="forbidden")
-        if not self._application.running:
-            return web.Response(status=503, text="not running yet")
         if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
             return web.Response(status=413, text="update too large")
         try:
-            data = json.loads(await request.read())
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                raise ValueError("an update is a JSON object with an integer update_id")
-            update = Update.de_json(data, self._application.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):  # what de_json raises
+            raw = await request.content.read(MAX_UPDATE_BYTES + 1)
+            if len(raw) > MAX_UPDATE_BYTES:
+                return web.Response(status=413, text="update too large")
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="malformed update")
-        await self._application.update_queue.put(update)
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            return web.Response(status=400, text="malformed update")
+        try:
+            async with self._sessions.begin() as session:
+                await update_inbox.store(session, self._bot, update_id, data)
+        except Exception as exc:
+            cause = database_unavailable(exc)
+            if cause is None:
+                raise
+            return web.Response(status=503, text=f"database unreachable: {cause}")
+        self._on_stored()
         return web.Response(status=200)
 
 
-def add_webhook_route(
-    app: web.Application,
-    path: str,
-    application: Application[Any, Any, Any, Any, Any, Any],
-    secret: str,
-) -> None:
-    """Route ``POST path`` to the bot; call before the aiohttp runner is set up."""
-    app.router.add_post(path, WebhookReceiver(application, secret).handle)
+def add_webhook_route(app: web.Application, path: str, receiver: WebhookReceiver) -> None:
+    """Route ``POST path`` to the inbox; call before the aiohttp runner is set up."""
+    app.router.add_post(path, receiver.handle)
 
 
 async def register_webhook(

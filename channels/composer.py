@@ -352,6 +352,8 @@ class Composer:
             await enqueue.insert_attachments(session, message_id, saved)
             if not channel_plan.classification.valid:
                 await enqueue.mark_done(session, message_id, now)
+            elif not scheduled:
+                await enqueue.announce(session, channel_plan.channel)
             messages.append(
                 QueuedMessage(
                     id=message_id,

@@ -25,7 +25,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,7 +42,7 @@ from channels.base import (
     StoredAttachment,
 )
 from channels.breaker import BreakerConfig, BreakerState, CircuitBreaker
-from channels.clock import Clock
+from channels.clock import Clock, wait_event
 from channels.outcome_policy import OutcomePolicy, RetryPolicy
 from persistence import outbox
 from persistence.database import SessionFactory
@@ -134,7 +134,10 @@ class Dispatcher:
         }
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._stop_requested = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        # A channel may send only while its gate is open (the Telegram leadership): checked
+        # right before every send, so a process that lost it stops at once.
+        self._gates: dict[str, Callable[[], bool]] = {}
         self._messages: dict[int, OutgoingMessage] = {}
         self._first_due: dict[int, datetime] = {}
         self._cancelled: set[int] = set()
@@ -151,11 +154,31 @@ class Dispatcher:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, channels: Collection[str] | None = None) -> None:
+        """Rescue what dead workers left, then run a worker for each of ``channels`` (all by
+        default; others can be started later, e.g. Telegram once this process leads it)."""
         await self.rescue()
-        for name in self.channels:
-            self._workers.append(asyncio.create_task(self._worker(name), name=f"dispatch-{name}"))
+        for name in self.channels if channels is None else channels:
+            self.start_channel(name)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="dispatch-heartbeat")
+
+    def start_channel(self, name: str) -> None:
+        if name not in self._workers and not self._stopping:
+            self._workers[name] = asyncio.create_task(self._worker(name), name=f"dispatch-{name}")
+
+    async def stop_channel(self, name: str, *, grace_seconds: float = 0.0) -> None:
+        """Stop one channel's worker: batches in flight get ``grace_seconds`` to finish, then
+        they are cancelled (what was not sent goes back to ``pending``)."""
+        task = self._workers.pop(name, None)
+        if task is None:
+            return
+        await _finish([task], grace_seconds)
+
+    def set_gate(self, channel: str, gate: Callable[[], bool]) -> None:
+        self._gates[channel] = gate
+
+    def running_channels(self) -> list[str]:
+        return sorted(self._workers)
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let batches in flight finish (up to ``grace_seconds``), then cancel.
@@ -164,12 +187,9 @@ class Dispatcher:
         self._stopping = True
         self._stop_requested.set()
         self.wake()
-        if self._workers:
-            _, unfinished = await asyncio.wait(self._workers, timeout=grace_seconds)
-            for task in unfinished:
-                task.cancel()
-            await asyncio.gather(*self._workers, return_exceptions=True)
+        workers = list(self._workers.values())
         self._workers.clear()
+        await _finish(workers, grace_seconds)
         if self._heartbeat_task is not None:  # last: batches finishing above keep their leases
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -191,8 +211,7 @@ class Dispatcher:
 
     async def _pause(self, seconds: float) -> None:
         """Wait out a back-off; a stop request ends the wait (new deliveries do not)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+        await wait_event(self._stop_requested, seconds)
 
     async def renew_leases(self) -> int:
         if not self._working:
@@ -290,8 +309,7 @@ class Dispatcher:
 
     async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
         wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), max(0.01, seconds))
+        await wait_event(wake, max(0.01, seconds))
 
     async def run_once(self, channel: str) -> int:
         """Claim and deliver one batch in the foreground; the number of deliveries handled."""
@@ -391,9 +409,12 @@ class Dispatcher:
     ) -> list[DeliveryResult]:
         deliveries = [_as_delivery(d) for d in group]
         breaker = self.breakers[channel.name]
+        gate = self._gates.get(channel.name)
         async with self._semaphore:
             if message.id in self._cancelled:
                 return DeliveryResult.for_all(deliveries, Outcome.FAILED, detail="cancelled")
+            if gate is not None and not gate():
+                return _held_back(deliveries, breaker, "not sent: this process stopped leading it")
             if not breaker.allows_sending():
                 return _held_back(deliveries, breaker)
             started = time.perf_counter()
@@ -592,8 +613,7 @@ class _Recorder:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), self._interval)
+            await wait_event(self._ready, self._interval)
             self._ready.clear()
             while self._pending:
                 outcomes, self._pending = self._pending[: self._slice], self._pending[self._slice :]
@@ -612,6 +632,18 @@ class _Recorder:
         elif self._pending:
             await self._write(self._pending)
             self._pending = []
+
+
+async def _finish(tasks: Sequence[asyncio.Task[None]], grace_seconds: float) -> None:
+    if not tasks:
+        return
+    if grace_seconds > 0:
+        _, unfinished = await asyncio.wait(tasks, timeout=grace_seconds)
+    else:
+        unfinished = set(tasks)
+    for task in unfinished:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _cancelled(delivery: ClaimedDelivery) -> DeliveryResult:

@@ -28,6 +28,7 @@ from persistence.models import (
     MessageStatus,
     MessageTypology,
 )
+from persistence.notifications import OUTBOX_CHANNEL, notify
 from persistence.outbox import add_to_counters
 
 
@@ -167,6 +168,11 @@ async def mark_done(session: AsyncSession, message_id: int, now: datetime) -> No
         .values(status=MessageStatus.DONE, finished_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def announce(session: AsyncSession, channel: str) -> None:
+    """Every process's dispatcher learns at commit that ``channel`` has new deliveries."""
+    await notify(session, OUTBOX_CHANNEL, channel)
 
 
 async def stored_answer(session: AsyncSession, user_id: int, key: str) -> StoredAnswer | None:

@@ -372,3 +372,39 @@ class BotConversation(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)  # JSON of the key tuple
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"state": <json value>}
     updated_at: Mapped[datetime] = mapped_column(server_default=_now_default(), index=True)
+
+
+# --- several processes on one database ---------------------------------------------------------
+
+
+class Leader(Base):
+    """A leadership held by one process for a short while (the Telegram leader per bot token,
+    the scheduler): renewed before ``expires_at``, taken over by another process after it."""
+
+    __tablename__ = "leaders"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    elected_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class TelegramUpdate(Base):
+    """A webhook update, stored (once per ``update_id``) before Telegram gets its 200, and
+    handled by the Telegram leader in ``update_id`` order."""
+
+    __tablename__ = "telegram_updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bot: Mapped[str] = mapped_column(String(32))  # which bot token (a hash of it)
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # handling, handled
+    holder: Mapped[str | None] = mapped_column(String(120))
+    received_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+    handled_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("bot", "update_id"),
+        Index("ix_telegram_updates_bot_status_update_id", "bot", "status", "update_id"),
+    )

@@ -27,6 +27,7 @@ from persistence.models import (
     MessageRecipient,
     MessageStatus,
 )
+from persistence.notifications import OUTBOX_CHANNEL, notify
 
 MR = MessageRecipient
 IN_FLIGHT = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
@@ -437,6 +438,18 @@ async def start_due_scheduled(session: AsyncSession, now: datetime) -> list[int]
         .execution_options(synchronize_session=False)
     )
     return [message_id for (message_id,) in rows]
+
+
+async def announce_due(session: AsyncSession, message_ids: Sequence[int]) -> None:
+    """Tell every process's dispatcher (PostgreSQL NOTIFY, at commit) that these messages'
+    channels have deliveries due."""
+    if not message_ids:
+        return
+    channels = await session.execute(
+        select(Message.channel).where(Message.id.in_(list(message_ids))).distinct()
+    )
+    for (channel,) in channels:
+        await notify(session, OUTBOX_CHANNEL, channel)
 
 
 async def queue_depth(session: AsyncSession) -> dict[str, int]:

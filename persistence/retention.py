@@ -1,4 +1,5 @@
-"""Forgetting what is no longer useful: stale bot conversations and old idempotency answers."""
+"""Forgetting what is no longer useful: stale bot conversations, old idempotency answers and
+handled webhook updates."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BotConversation, IdempotencyKey
+from persistence.update_inbox import purge_handled
 
 IDEMPOTENCY_KEEP = timedelta(days=7)
+HANDLED_UPDATES_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Purged:
     conversations: int
     idempotency_keys: int
+    updates: int = 0
 
 
 async def purge_old_data(session: AsyncSession, now: datetime, *, keep_days: int) -> Purged:
@@ -30,4 +34,9 @@ async def purge_old_data(session: AsyncSession, now: datetime, *, keep_days: int
     keys = await session.execute(
         delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_KEEP)
     )
-    return Purged(int(conversations.rowcount), int(keys.rowcount))  # type: ignore[attr-defined]
+    updates = await purge_handled(session, now - HANDLED_UPDATES_KEEP)
+    return Purged(
+        int(conversations.rowcount),  # type: ignore[attr-defined]
+        int(keys.rowcount),  # type: ignore[attr-defined]
+        updates,
+    )

@@ -39,6 +39,8 @@ async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path
             "status": "ready",
             "checks": {"database": True, "bot": True},
             "breakers": {},
+            "role": None,
+            "leads": [],
         }
         api.context.breaker_states = lambda: {"telegram": "open", "email": "closed"}
         ready = await api.get("/readyz", expect=200)  # a provider outage is not ours: still ready

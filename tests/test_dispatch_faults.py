@@ -98,8 +98,9 @@ async def test_a_database_outage_mid_broadcast_sends_nothing_twice(
     fault: str,
     seconds: float,
 ) -> None:
-    """PostgreSQL away mid-broadcast (15 s cut off, or restarted and back after 5 s): every person gets the message exactly once, every
-    delivery ends success, and the log says so in a few lines, not a traceback per iteration."""
+    """PostgreSQL away mid-broadcast (15 s cut off, or restarted and back after 5 s): every
+    person gets the message exactly once, every delivery ends success, and the log says so in a
+    few lines, not a traceback per iteration."""
     recipients = 40
     ids = await _linked(db, telegram_sim, recipients)
     async with (
