@@ -14,14 +14,14 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from sandbox.telegram_entities import ParsedText, utf16_slice
+from sandbox.telegram_entities import utf16_len as utf16_len
 from sandbox.telegram_errors import JSON as JSON
 from sandbox.telegram_errors import ApiError as ApiError
 from sandbox.telegram_errors import bad_request as bad_request
 from sandbox.telegram_errors import too_many_requests as too_many_requests
 from sandbox.telegram_keyboards import check_reply_markup as check_reply_markup
-from sandbox.telegram_markup import ParsedText, utf16_slice
 from sandbox.telegram_markup import plain_text as plain_text
-from sandbox.telegram_markup import utf16_len as utf16_len
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024

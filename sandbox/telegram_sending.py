@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from sandbox.telegram_entities import ParsedText, utf16_len
 from sandbox.telegram_errors import JSON, ApiError, bad_request
 from sandbox.telegram_faults import RateLimits
 from sandbox.telegram_keyboards import check_reply_markup
-from sandbox.telegram_markup import ParsedText, parse_text, utf16_len
+from sandbox.telegram_markup import parse_text
 from sandbox.telegram_models import (
     MAX_CAPTION_LENGTH,
     MAX_TEXT_LENGTH,

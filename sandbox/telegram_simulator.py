@@ -435,6 +435,9 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
     # ------------------------------------------------------------------ HTTP entry points
 
     async def _handle_file(self, request: web.Request) -> web.Response:
+        cut = self._cut(request)
+        if cut is not None:
+            return cut
         try:
             await self.outage.check()
         except ApiError as exc:
