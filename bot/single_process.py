@@ -53,7 +53,8 @@ async def claim_single_process(
     async with sessions.begin() as session:
         current = await leaders.holder_of(session, CLAIM)
         if current is not None and current.holder != holder and _gone(current.holder):
-            await leaders.resign(session, CLAIM, current.holder)
+            # The process died without a clean stop: what it led is free at once.
+            await leaders.release_all_of(session, current.holder)
     elector = Elector(
         CLAIM, holder, sessions, on_elected=_nothing, on_lost=_nothing, observer=observer
     )

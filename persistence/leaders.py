@@ -85,6 +85,11 @@ async def resign(session: AsyncSession, name: str, holder: str) -> None:
         )
 
 
+async def release_all_of(session: AsyncSession, holder: str) -> None:
+    """Free every leadership ``holder`` held (it is known to be dead)."""
+    await session.execute(delete(Leader).where(Leader.holder == holder))
+
+
 async def holder_of(session: AsyncSession, name: str) -> Leadership | None:
     row = (await session.execute(select(Leader).where(Leader.name == name))).scalar()
     if row is None:

@@ -18,9 +18,10 @@ LISTENING = re.compile(r"Herald is listening on http://[^:]+:(\d+)")
 class ServiceProcess:
     """``python -m bot run`` in its own process, configured only through its environment."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, workdir: Path, env: Mapping[str, str], *, role: str = "all") -> None:
         self._workdir = workdir
         self._env = {**os.environ, **env}
+        self.role = role
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
         self.log: list[str] = []
@@ -28,7 +29,13 @@ class ServiceProcess:
 
     @classmethod
     def for_simulator(
-        cls, workdir: Path, database_url: str, sim: TelegramSimulator, **settings: str
+        cls,
+        workdir: Path,
+        database_url: str,
+        sim: TelegramSimulator,
+        *,
+        role: str = "all",
+        **settings: str,
     ) -> ServiceProcess:
         env = {
             "DATABASE_URL": database_url,
@@ -40,7 +47,7 @@ class ServiceProcess:
             "LOG_LEVEL": "INFO",
             **{key.upper(): value for key, value in settings.items()},
         }
-        return cls(workdir, env)
+        return cls(workdir, env, role=role)
 
     async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         self.process = await asyncio.create_subprocess_exec(
@@ -48,6 +55,8 @@ class ServiceProcess:
             "-m",
             "bot",
             "run",
+            "--role",
+            self.role,
             cwd=self._workdir,  # no stray .env is read
             env=self._env,
             stdout=asyncio.subprocess.DEVNULL,
