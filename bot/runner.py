@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 from contextlib import AsyncExitStack
@@ -22,13 +23,21 @@ from telegram.ext import BasePersistence, DictPersistence
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
+from admin_api.key_cache import KeyCache
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
 from bot.handlers.context import HeraldApplication
 from bot.jobs import schedule_delivery_jobs
 from bot.operations import readiness_checks, skebby_status
-from bot.sandbox_mode import sandbox_endpoint, start_simulator, telegram_endpoint
+from bot.sandbox_mode import (
+    SandboxInfo,
+    remove_sandbox_info,
+    sandbox_endpoint,
+    start_simulator,
+    telegram_endpoint,
+    write_sandbox_info,
+)
 from bot.settings import Settings, TelegramMode
 from bot.telegram_app import build_application, database_persistence
 from bot.webhook import add_webhook_route, register_webhook
@@ -39,11 +48,20 @@ from channels.sms_reports import sms_report_job
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
 from persistence.migrate import ensure_schema_current
+from persistence.notify import API_KEYS_CHANNEL, NotificationListener, asyncpg_dsn
 from sandbox.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger(__name__)
 
 BotPersistence = Literal["database", "memory"]
+# How long a verified API key is trusted without asking the database; a revocation is heard at
+# once, so this bounds only changes nobody announces.
+KEY_CACHE_SECONDS = 5.0
+
+
+def local_host(bind_host: str) -> str:
+    """An address this machine reaches a server bound to ``bind_host`` on."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host  # noqa: S104
 
 
 class Service:
@@ -79,6 +97,7 @@ class Service:
             await self._start_delivery(context)
             await self._start_http(context, application)
             await self._start_updates(application)
+            self._announce_sandbox()
         except BaseException:
             await self.stop()
             raise
@@ -161,7 +180,24 @@ class Service:
                 id="sms-reports",
             )
 
-    def _api_context(self, context: HeraldContext, application: HeraldApplication) -> ApiContext:
+    async def _start_key_cache(self, context: HeraldContext) -> KeyCache:
+        """Verified API keys are remembered only where revocations are heard at once: on
+        PostgreSQL through LISTEN (another process may revoke); on SQLite never."""
+        if context.engine.dialect.name != "postgresql":
+            return KeyCache(ttl=0)
+        cache = KeyCache(ttl=KEY_CACHE_SECONDS)
+        listener = NotificationListener(
+            asyncpg_dsn(context.engine.url),
+            {API_KEYS_CHANNEL: cache.on_notification},
+            on_state=cache.set_listening,
+        )
+        await listener.start()
+        self._stack.push_async_callback(listener.stop)
+        return cache
+
+    def _api_context(
+        self, context: HeraldContext, application: HeraldApplication, key_cache: KeyCache
+    ) -> ApiContext:
         assert self.composer is not None and self.dispatcher is not None
         settings = self.settings
         telegram = self.dispatcher.channels["telegram"]
@@ -179,11 +215,13 @@ class Service:
             readiness_checks=readiness_checks(application, telegram.client, email, self.skebby),
             skebby_status=skebby_status(self.skebby),
             default_phone_region=settings.default_phone_region,
+            key_cache=key_cache,
         )
 
     async def _start_http(self, context: HeraldContext, application: HeraldApplication) -> None:
         settings = self.settings
-        app = create_app(self._api_context(context, application))
+        key_cache = await self._start_key_cache(context)
+        app = create_app(self._api_context(context, application, key_cache))
         if self.webhook_mode:
             secret = self._webhook_secret_value()
             add_webhook_route(app, settings.telegram_webhook_path, application, secret)
@@ -208,7 +246,7 @@ class Service:
         settings = self.settings
         if settings.telegram_webhook_url:
             return settings.telegram_webhook_url
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
+        host = local_host(settings.http_host)
         return f"http://{host}:{self.http_port}{settings.telegram_webhook_path}"
 
     async def _start_updates(self, application: HeraldApplication) -> None:
@@ -233,6 +271,19 @@ class Service:
         )
         self._stack.push_async_callback(updater.stop)
         log.info("Telegram bot is polling for updates")
+
+    def _announce_sandbox(self) -> None:
+        """Tell ``herald chat`` (and scripts) where this sandbox is: DATA_DIR/sandbox.json."""
+        if self.simulator is None or self.http_port is None:
+            return
+        info = SandboxInfo(
+            control_url=self.simulator.control_url,
+            api_url=f"http://{local_host(self.settings.http_host)}:{self.http_port}",
+            pid=os.getpid(),
+        )
+        path = write_sandbox_info(self.settings, info)
+        self._stack.callback(remove_sandbox_info, self.settings)
+        log.info("sandbox details for `herald chat` are in %s", path)
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order; calling it again does nothing."""

@@ -352,20 +352,3 @@ async def store_inbound(
             counter = {"message_id": message_id, "status": DeliveryStatus.RECEIVED}
             await connection.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
     return int(message_id)
-
-
-async def add_recipient(
-    sessions: SessionFactory,
-    kinds: RecipientKindRegistry,
-    kind_name: str,
-    name: str,
-    phone_e164: str,
-    email: str | None = None,
-) -> LinkedRecipient:
-    """Create a recipient (``herald recipients add``): the record a person registers against."""
-    model = kinds.get(kind_name).model
-    async with sessions.begin() as session:
-        record = model(name=name, sms=phone_e164, email=email)
-        session.add(record)
-        await session.flush()
-        return LinkedRecipient(kind_name, int(record.id), name)
