@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 API_KEYS_CHANNEL = "herald_api_keys"
 MAX_PAYLOAD = 7999  # PostgreSQL's limit is 8000 bytes
+LISTENER_NAME = "herald-listener"  # its application_name, as pg_stat_activity shows it
 
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
@@ -101,7 +102,9 @@ class NotificationListener:
             await asyncio.sleep(delay)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=10)
+        connection = await asyncpg.connect(
+            self._dsn, timeout=10, server_settings={"application_name": LISTENER_NAME}
+        )
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         try:

@@ -23,6 +23,7 @@ from persistence.database import SessionFactory, create_engine, create_session_f
 from persistence.migrate import upgrade
 from persistence.models import Base
 from sandbox.telegram_simulator import TelegramSimulator
+from tests.cli_support import Herald, configure
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -122,3 +123,15 @@ async def telegram_sim() -> AsyncIterator[TelegramSimulator]:
     """The project's Telegram Bot API simulator on a free loopback port."""
     async with TelegramSimulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def herald(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Herald:
+    """The real ``herald`` command line on the test database (both backends, through ``db``)."""
+    configure(monkeypatch, db.url, tmp_path / "data")
+    return Herald(capsys)

@@ -72,7 +72,10 @@ def failure(exc: BaseException) -> tuple[int, str] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error argparse has explained (2)
+        return exc.code if isinstance(exc.code, int) else 2
     as_json = bool(getattr(args, "json", False))
     try:
         settings = load_settings()
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         event_loop.run(args.handler(settings, args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`herald ... | head`): nothing to say
+        return 1
     except Exception as exc:
         known = failure(exc)
         if known is not None:

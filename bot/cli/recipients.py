@@ -31,7 +31,6 @@ from bot.cli.common import (
     recipient_kind,
     table,
     validation_message,
-    when,
     yes_no,
 )
 from bot.context import HeraldContext
@@ -291,7 +290,7 @@ async def _show(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(out)
         return
-    rows = [(name, when(value) if name.endswith("_at") else value) for name, value in out.items()]
+    rows = [(name, "-" if value is None else value) for name, value in out.items()]
     console().print(table(("field", "value"), rows, title=f"{kind.name} {args.id}"))
 
 
