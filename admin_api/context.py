@@ -16,6 +16,12 @@ from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class NotReadyError(Exception):
+    """A readiness check's answer with the reason, which /readyz shows (write no secrets)."""
+
+
 SkebbyStatus = Callable[[], Awaitable[dict[str, Any]]]
 
 

@@ -10,6 +10,7 @@ import aiosmtplib
 
 from admin_api.context import ReadinessCheck, SkebbyStatus
 from bot.handlers.context import HeraldApplication
+from bot.polling_health import PollingHealth
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
@@ -20,6 +21,8 @@ def readiness_checks(
     telegram: BotApiClient,
     email: EmailChannel,
     skebby: SkebbyGateway | None,
+    *,
+    polling: PollingHealth | None = None,
 ) -> Mapping[str, ReadinessCheck]:
     """One check per part that can be down; sandboxed channels have nothing to check."""
 
@@ -34,6 +37,8 @@ def readiness_checks(
         return True
 
     checks: dict[str, ReadinessCheck] = {"bot": bot, "telegram": telegram_api}
+    if polling is not None:
+        checks["polling"] = polling.check
     if email.config is not None:
         checks["smtp"] = _smtp_check(email.config)
     if skebby is not None:

@@ -30,6 +30,7 @@ from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
 from bot.handlers.context import HeraldApplication
 from bot.jobs import schedule_delivery_jobs
 from bot.operations import readiness_checks, skebby_status
+from bot.polling_health import PollingHealth
 from bot.sandbox_mode import (
     SandboxInfo,
     remove_sandbox_info,
@@ -79,6 +80,7 @@ class Service:
         self.composer: Composer | None = None
         self.skebby: SkebbyGateway | None = None
         self.http_port: int | None = None
+        self.polling = PollingHealth()
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
         self._stack = AsyncExitStack()
@@ -132,7 +134,11 @@ class Service:
             else DictPersistence(update_interval=self.settings.persistence_update_interval)
         )
         application = build_application(
-            context, context.telegram, webhook=self.webhook_mode, persistence=persistence
+            context,
+            context.telegram,
+            webhook=self.webhook_mode,
+            persistence=persistence,
+            polling=None if self.webhook_mode else self.polling,
         )
         await application.initialize()  # getMe, and the persisted data is loaded here
         self._stack.push_async_callback(application.shutdown)  # flushes persistence
@@ -212,7 +218,13 @@ class Service:
             max_attachment_bytes=settings.max_attachment_bytes,
             metrics=context.metrics,
             clock=context.clock,
-            readiness_checks=readiness_checks(application, telegram.client, email, self.skebby),
+            readiness_checks=readiness_checks(
+                application,
+                telegram.client,
+                email,
+                self.skebby,
+                polling=None if self.webhook_mode else self.polling,
+            ),
             skebby_status=skebby_status(self.skebby),
             default_phone_region=settings.default_phone_region,
             key_cache=key_cache,
@@ -268,6 +280,7 @@ class Service:
         await updater.start_polling(
             allowed_updates=settings.allowed_updates or Update.ALL_TYPES,
             drop_pending_updates=settings.telegram_drop_pending_updates,
+            error_callback=self.polling.error_callback,  # one line per episode, no tracebacks
         )
         self._stack.push_async_callback(updater.stop)
         log.info("Telegram bot is polling for updates")

@@ -189,6 +189,41 @@ async def opt_out(sessions: SessionFactory, kinds: RecipientKindRegistry, chat_i
     return await _flag_chat(sessions, kinds, chat_id, telegram_opted_out=True)
 
 
+async def has_opted_out(
+    sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
+) -> bool:
+    """Whether this chat is linked to records that sent /stop (and so are not "linked" now)."""
+    async with sessions() as session:
+        for kind in kinds:
+            model = kind.model
+            found = await session.execute(
+                select(model.id)
+                .where(model.telegram_chat_id == chat_id, model.telegram_opted_out.is_(True))
+                .limit(1)
+            )
+            if found.first() is not None:
+                return True
+    return False
+
+
+async def opt_in(
+    sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
+) -> list[LinkedRecipient]:
+    """/start after /stop: this chat's opted-out records receive messages again."""
+    linked: list[LinkedRecipient] = []
+    async with sessions.begin() as session:
+        for kind in kinds:
+            model = kind.model
+            rows = await session.execute(
+                update(model)
+                .where(model.telegram_chat_id == chat_id, model.telegram_opted_out.is_(True))
+                .values(telegram_opted_out=False, telegram_blocked=False)
+                .returning(model.id, model.name)
+            )
+            linked.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
+    return sorted(linked, key=lambda r: (r.kind, r.id))
+
+
 async def set_blocked(
     sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int, blocked: bool
 ) -> int:
