@@ -1,7 +1,9 @@
 """Run a simulator in its own process: ``python -m sandbox.serve telegram --users 1000:5000``.
 
 Benchmarks and crash tests use this so the simulator does not share a CPU core's event loop with
-the process it measures. It prints ``READY <port>`` once listening and runs until SIGTERM/SIGINT.
+the process it measures. It prints ``READY <base url>`` once listening (then, for Telegram,
+``CONTROL <control url>``) and runs until SIGTERM/SIGINT. ``--state FILE`` keeps the Telegram
+simulator's people and chats across runs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
@@ -27,7 +30,11 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     simulator: TelegramSimulator | SkebbySimulator
     if args.service == "telegram":
-        telegram = TelegramSimulator(args.token) if args.token else TelegramSimulator()
+        state = Path(args.state) if args.state else None
+        if args.token:
+            telegram = TelegramSimulator(args.token, state_path=state)
+        else:
+            telegram = TelegramSimulator(state_path=state)
         for user_id in _user_range(args.users):
             telegram.add_user(user_id, f"User {user_id}")
         if args.fault_429 or args.fault_5xx:
@@ -37,6 +44,8 @@ async def _serve(args: argparse.Namespace) -> None:
         simulator = SkebbySimulator()
     await simulator.start(args.host, args.port)
     sys.stdout.write(f"READY {simulator.base_url}\n")
+    if isinstance(simulator, TelegramSimulator):
+        sys.stdout.write(f"CONTROL {simulator.control_url}\n")
     sys.stdout.flush()
     try:
         await stop.wait()
@@ -53,6 +62,7 @@ def main() -> None:
     parser.add_argument("--users", default="0:0", help="START:COUNT private chats that exist")
     parser.add_argument("--fault-429", type=float, default=0.0)
     parser.add_argument("--fault-5xx", type=float, default=0.0)
+    parser.add_argument("--state", default="", help="Telegram: JSON file of people and chats")
     asyncio.run(_serve(parser.parse_args()))
 
 

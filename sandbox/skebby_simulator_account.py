@@ -1,140 +1,37 @@
-"""Account-side routes of the Skebby simulator: contacts, groups, blacklist, received SMS,
-TPOA aliases, subaccounts, two-factor authentication and landing pages.
+"""Account-side routes of the Skebby simulator: contacts, groups, TPOA aliases, subaccounts,
+two-factor authentication and landing pages.
 
 Mixed into :class:`sandbox.skebby_simulator.SkebbySimulator`; the SMS routes, authentication,
-faults and lifecycle live there. Shapes follow the public Skebby REST v1.0 documentation.
+faults and lifecycle live there, received SMS and the blacklist in
+:mod:`sandbox.skebby_simulator_inbound`. Shapes follow the public Skebby REST v1.0 documentation.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-API_PREFIX = "/API/v1.0/REST/"
-_PHONE_RE = re.compile(r"^(?:\+|00)?([1-9]\d{6,14})$")
-_HISTORY_FORMATS = ("%Y%m%d%H%M%S", "%Y%m%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def error_response(status: int, detail: str) -> web.HTTPException:
-    """A Skebby-like error: HTTP status plus a JSON body naming the problem."""
-    body = json.dumps({"result": "ERROR", "error": detail})
-    cls: type[web.HTTPException] = {
-        400: web.HTTPBadRequest,
-        401: web.HTTPUnauthorized,
-        404: web.HTTPNotFound,
-    }.get(status, web.HTTPBadRequest)
-    return cls(text=body, content_type="application/json")
-
-
-def bad_request(detail: str) -> NoReturn:
-    raise error_response(400, detail)
-
-
-def not_found(detail: str) -> NoReturn:
-    raise error_response(404, detail)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError):
-        bad_request("the body is not valid JSON")
-    if not isinstance(data, dict):
-        bad_request("the body must be a JSON object")
-    return data
-
-
-def parse_bool(value: object, default: bool, name: str) -> bool:
-    """Skebby booleans arrive as JSON booleans or as the strings "true"/"false"."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false"}:
-        return value.lower() == "true"
-    bad_request(f"{name} must be true or false")
-
-
-def parse_int(value: object, default: int, name: str, minimum: int = 0) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(str(value))
-    except ValueError:
-        bad_request(f"{name} must be an integer")
-    if number < minimum:
-        bad_request(f"{name} must be at least {minimum}")
-    return number
-
-
-def normalize_phone(number: object) -> str | None:
-    """E.164 with a leading '+', or None when the number is not a valid international number."""
-    if not isinstance(number, str):
-        return None
-    match = _PHONE_RE.match(number.strip().replace(" ", ""))
-    return f"+{match.group(1)}" if match else None
-
-
-def parse_history_date(value: str | None, name: str, default: datetime | None) -> datetime:
-    if not value or value == "now":
-        if default is None:
-            bad_request(f"{name} is required")
-        return default
-    for fmt in _HISTORY_FORMATS:
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    bad_request(f"{name} has an invalid date format, use yyyyMMddHHmmss")
-
-
-def fmt_compact(moment: datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M%S")
-
-
-def page(request: web.Request, items: Sequence[Any]) -> tuple[list[Any], int, int]:
-    number = parse_int(request.query.get("pageNumber"), 1, "pageNumber", 1)
-    size = parse_int(request.query.get("pageSize"), 10, "pageSize", 1)
-    start = (number - 1) * size
-    return list(items[start : start + size]), number, size
-
-
-def ok_json(payload: object, status: int = 200) -> web.Response:
-    return web.json_response(payload, status=status)
-
+from sandbox.skebby_http import (
+    API_PREFIX,
+    SkebbyClock,
+    bad_request,
+    fmt_compact,
+    normalize_phone,
+    not_found,
+    ok_json,
+    page,
+    parse_bool,
+    parse_int,
+    read_json,
+)
 
 # --------------------------------------------------------------------------- state
-
-
-@dataclass
-class InboundSms:
-    id_message: int
-    id_sim: str
-    sender: str
-    message: str
-    sms_date: datetime
-    keyword: str = ""
-    mo_type: str = "OTHER"  # STOP, CONTACT or OTHER, for mosmshistory
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id_message": str(self.id_message),
-            "id_sim": self.id_sim,
-            "sender": self.sender,
-            "message": self.message,
-            "sms_date": fmt_compact(self.sms_date),
-            "keyword": self.keyword,
-        }
 
 
 @dataclass
@@ -148,9 +45,6 @@ class TwoFactorPin:
 class AccountState:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    blacklist: dict[str, dict[str, Any]] = field(default_factory=dict)
-    inbound: list[InboundSms] = field(default_factory=list)
-    inbound_cursor: int = 0
     aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
     subaccounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     purchases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -171,45 +65,16 @@ _CONTACT_FIELDS = (
     *(f"custom{i}" for i in range(1, 11)),
 )  # fmt: skip
 _ALIAS_REQUIRED = ("alias", "company-name", "contact-name", "contact-surname", "vat-number")
-_DEFAULT_SIM = "+393400000000"
 
 
-class SkebbyAccountRoutes:
-    """Route handlers and state for everything besides sending SMS."""
+class SkebbyAccountRoutes(SkebbyClock):
+    """Route handlers for the account's address book, aliases, subaccounts, 2FA and landings."""
 
     account: AccountState
-    default_sim: str = _DEFAULT_SIM
-
-    # Provided by the simulator core.
-    def now(self) -> datetime:
-        raise NotImplementedError
-
-    def _credits_of(self) -> dict[str, int]:
-        raise NotImplementedError
+    credits: dict[str, int]
+    """SMS credits per message type (the simulator's), moved to and from subaccounts."""
 
     # ----------------------------------------------------------------- simulator-side API
-
-    def receive_sms(
-        self, sender: str, text: str, *, sim: str | None = None, mo_type: str = "OTHER"
-    ) -> InboundSms:
-        """Make an inbound SMS arrive on one of the account's SIMs (default ``default_sim``)."""
-        number = normalize_phone(sender) or sender
-        keyword = text.split()[0].upper() if text.split() else ""
-        message = InboundSms(
-            id_message=len(self.account.inbound) + 1,
-            id_sim=sim or self.default_sim,
-            sender=number,
-            message=text,
-            sms_date=self.now(),
-            keyword=keyword,
-            mo_type=mo_type,
-        )
-        self.account.inbound.append(message)
-        if mo_type == "STOP":
-            self.account.blacklist.setdefault(
-                number, {"number": number, "insertTime": fmt_compact(self.now()), "origin": "STOP"}
-            )
-        return message
 
     def last_2fa_pin(self, recipient: str) -> str | None:
         """The PIN most recently texted to ``recipient`` by ``POST 2fa/request``."""
@@ -230,9 +95,6 @@ class SkebbyAccountRoutes:
         self.account.landings.append(landing)
         return landing
 
-    def is_blacklisted(self, number: str) -> bool:
-        return number in self.account.blacklist
-
     # ----------------------------------------------------------------- routes
 
     def account_routes(self) -> list[web.RouteDef]:
@@ -249,16 +111,6 @@ class SkebbyAccountRoutes:
             web.get(p + "groups", self._list_groups),
             web.put(p + "group/{id}", self._update_group),
             web.delete(p + "group/{id}", self._delete_group),
-            web.post(p + "blacklist/contact", self._blacklist_add),
-            web.post(p + "blacklist/contacts", self._blacklist_add_many),
-            web.get(p + "blacklist/contacts", self._blacklist_list),
-            web.delete(p + "blacklist/contact", self._blacklist_remove),
-            web.get(p + "newsrsmsmessage", self._new_received),
-            web.get(p + "newsrsmsmessage/{id_sim}", self._new_received),
-            web.get(p + "srsmshistory", self._received_history),
-            web.get(p + "srsmshistory/{id_sim}", self._received_history),
-            web.get(p + "srsmshistory/{id_sim}/{id_message}", self._received_after),
-            web.get(p + "mosmshistory", self._mo_history),
             web.post(p + "alias", self._create_alias),
             web.get(p + "alias", self._list_aliases),
             web.get(p + "alias/{id}", self._get_alias),
@@ -415,126 +267,6 @@ class SkebbyAccountRoutes:
                 contact["groupIds"].remove(group_id)
         return web.Response(text="")
 
-    # ----------------------------------------------------------------- blacklist
-
-    def _blacklist_number(self, raw: object, origin: str = "API") -> bool:
-        number = normalize_phone(raw)
-        if number is None:
-            bad_request(f"invalid phone number: {raw!r}")
-        if number in self.account.blacklist:
-            return False
-        self.account.blacklist[number] = {
-            "number": number,
-            "insertTime": fmt_compact(self.now()),
-            "origin": origin,
-        }
-        return True
-
-    async def _blacklist_add(self, request: web.Request) -> web.StreamResponse:
-        self._blacklist_number(request.query.get("phoneNumber"))
-        return web.Response(text="true")
-
-    async def _blacklist_add_many(self, request: web.Request) -> web.StreamResponse:
-        data = await read_json(request)
-        numbers = data.get("phoneNumbers", data.get("contacts"))
-        if not isinstance(numbers, list) or not numbers:
-            bad_request("phoneNumbers must be a non-empty list")
-        added = sum(self._blacklist_number(n) for n in numbers)
-        return web.Response(text=str(added))
-
-    async def _blacklist_list(self, request: web.Request) -> web.StreamResponse:
-        entries = list(self.account.blacklist.values())
-        origins = request.query.get("origins")
-        if origins:
-            wanted = set(origins.split(","))
-            entries = [e for e in entries if e["origin"] in wanted]
-        items, number, size = page(request, entries)
-        return ok_json(
-            {
-                "totalElements": len(entries),
-                "totalPages": (len(entries) + size - 1) // size,
-                "number": number,
-                "size": size,
-                "content": items,
-            }
-        )
-
-    async def _blacklist_remove(self, request: web.Request) -> web.StreamResponse:
-        number = normalize_phone(request.query.get("phoneNumber"))
-        if number is None or number not in self.account.blacklist:
-            not_found("phone number is not in the blacklist")
-        del self.account.blacklist[number]
-        return web.Response(text="true")
-
-    # ----------------------------------------------------------------- received SMS
-
-    def _sims(self, request: web.Request) -> set[str] | None:
-        raw = request.match_info.get("id_sim")
-        if not raw:
-            return None
-        return {normalize_phone(s) or s for s in raw.split(",")}
-
-    async def _new_received(self, request: web.Request) -> web.StreamResponse:
-        limit = min(parse_int(request.query.get("limit"), 100, "limit", 1), 100)
-        sims = self._sims(request)
-        fresh = [
-            m
-            for m in self.account.inbound[self.account.inbound_cursor :]
-            if sims is None or m.id_sim in sims
-        ][:limit]
-        if fresh:
-            last = fresh[-1].id_message
-            self.account.inbound_cursor = max(self.account.inbound_cursor, last)
-        return ok_json({"srsmshistory": [m.as_json() for m in fresh]})
-
-    def _in_window(self, request: web.Request, items: Sequence[InboundSms]) -> list[InboundSms]:
-        start = parse_history_date(request.query.get("from"), "from", None)
-        end = parse_history_date(request.query.get("to"), "to", self.now())
-        return [m for m in items if start <= m.sms_date <= end]
-
-    async def _received_history(self, request: web.Request) -> web.StreamResponse:
-        sims = self._sims(request)
-        matching = [m for m in self.account.inbound if sims is None or m.id_sim in sims]
-        window = self._in_window(request, matching)
-        items, number, size = page(request, window)
-        return ok_json(
-            {
-                "srsmshistory": [m.as_json() for m in items],
-                "pageNumber": number,
-                "pageSize": size,
-                "total": len(window),
-            }
-        )
-
-    async def _received_after(self, request: web.Request) -> web.StreamResponse:
-        sims = self._sims(request)
-        after = parse_int(request.match_info["id_message"], 0, "id_message")
-        limit = min(parse_int(request.query.get("limit"), 100, "limit", 1), 100)
-        items = [
-            m
-            for m in self.account.inbound
-            if m.id_message > after and (sims is None or m.id_sim in sims)
-        ][:limit]
-        return ok_json({"srsmshistory": [m.as_json() for m in items]})
-
-    async def _mo_history(self, request: web.Request) -> web.StreamResponse:
-        kind = request.query.get("type")
-        if kind not in {"STOP", "CONTACT", "OTHER"}:
-            bad_request("type must be STOP, CONTACT or OTHER")
-        matching = [m for m in self.account.inbound if m.mo_type == kind]
-        if request.query.get("from"):
-            matching = self._in_window(request, matching)
-        items, number, size = page(request, matching)
-        payload = [{**m.as_json(), "type": m.mo_type} for m in items]
-        return ok_json(
-            {
-                "mosmshistory": payload,
-                "pageNumber": number,
-                "pageSize": size,
-                "total": len(matching),
-            }
-        )
-
     # ----------------------------------------------------------------- TPOA aliases
 
     def _alias(self, alias_id: str) -> dict[str, Any]:
@@ -661,7 +393,7 @@ class SkebbyAccountRoutes:
         if not isinstance(lines, list) or not lines:
             bad_request("purchases must be a non-empty list")
         wanted: dict[str, int] = {}
-        own = self._credits_of()
+        own = self.credits
         for line in lines:
             kind = line.get("message-type") if isinstance(line, dict) else None
             if kind not in own:
@@ -690,7 +422,7 @@ class SkebbyAccountRoutes:
         if not match:
             not_found("purchase not found")
         purchase = match[0]
-        own = self._credits_of()
+        own = self.credits
         for line in purchase["purchases"]:
             kind, quantity = line["message-type"], line["quantity"]
             if sub["credits"].get(kind, 0) < quantity:

@@ -1,7 +1,9 @@
 """HTTP control API of the Telegram simulator, under ``/_sim/``.
 
-Lets another process (the ``herald chat`` terminal client, a benchmark driver) play users and read
-what the bot sent. Errors answer ``{"ok": false, "error": ..., "field": ...}`` with 400 (bad
+Lets another process (the ``herald chat`` terminal client, a benchmark driver) play users, read
+what the bot sent, inject faults and outages (``POST /_sim/outage``), age messages for the
+48-hour deletion rule and reset the rate counters (``POST /_sim/counters/reset``).
+Errors answer ``{"ok": false, "error": ..., "field": ...}`` with 400 (bad
 input, naming the field), 404 (unknown user or chat) or 409 (the action is impossible right now).
 """
 
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sandbox.telegram_models import JSON
+from sandbox.telegram_outage import OUTAGE_MODES
 
 if TYPE_CHECKING:
     from sandbox.telegram_simulator import TelegramSimulator
@@ -101,7 +104,10 @@ class ControlApi:
             ("GET", "/_sim/chats/{chat_id}/messages", self.messages),
             ("GET", "/_sim/commands", self.commands),
             ("GET", "/_sim/stats", self.stats),
+            ("POST", "/_sim/chats/{chat_id}/messages/{message_id}/age", self.age_message),
             ("POST", "/_sim/faults", self.faults),
+            ("POST", "/_sim/outage", self.outage),
+            ("POST", "/_sim/counters/reset", self.reset_counters),
             ("POST", "/_sim/reset", self.reset),
         ]
         for method, path, route in routes:
@@ -253,6 +259,31 @@ class ControlApi:
 
     async def reset(self, request: web.Request) -> JSON:
         self.sim.reset()
+        return {}
+
+    async def reset_counters(self, request: web.Request) -> JSON:
+        self.sim.reset_counters()
+        return {}
+
+    async def outage(self, request: web.Request) -> JSON:
+        """``{"mode": "down" | "hang" | "refuse" | null, "seconds": N}`` starts or ends one."""
+        body = await _body(request)
+        if "mode" not in body:
+            raise _invalid("mode", "is required (null ends the outage)")
+        mode = body["mode"]
+        if mode is not None and mode not in OUTAGE_MODES:
+            raise _invalid("mode", f"must be one of {', '.join(OUTAGE_MODES)} or null")
+        seconds = _float(body, "seconds", 0.0) if body.get("seconds") is not None else None
+        if seconds is not None and (mode is None or seconds <= 0):
+            raise _invalid("seconds", "must be positive, and only given with a mode")
+        await self.sim.set_outage(mode, seconds=seconds)
+        return {"outage": self.sim.outage.describe()}
+
+    async def age_message(self, request: web.Request) -> JSON:
+        chat_id = _path_int(request, "chat_id")
+        message_id = _path_int(request, "message_id")
+        seconds = _float(await _body(request), "seconds", 0.0)
+        self.sim.age_message(chat_id, message_id, seconds)
         return {}
 
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from html import unescape
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-JSON = dict[str, Any]
+from sandbox.telegram_entities import ParsedText, utf16_slice
+from sandbox.telegram_entities import utf16_len as utf16_len
+from sandbox.telegram_errors import JSON as JSON
+from sandbox.telegram_errors import ApiError as ApiError
+from sandbox.telegram_errors import bad_request as bad_request
+from sandbox.telegram_errors import too_many_requests as too_many_requests
+from sandbox.telegram_keyboards import check_reply_markup as check_reply_markup
+from sandbox.telegram_markup import plain_text as plain_text
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
@@ -48,33 +54,19 @@ DEFAULT_ALLOWED_UPDATES = frozenset(
 )
 
 
-class ApiError(Exception):
-    """An error answer of the Bot API: ``{"ok": false, "error_code": ..., "description": ...}``."""
+class IdSequence:
+    """A counter (update_id, file numbers) whose next value can be saved and restored."""
 
-    def __init__(self, error_code: int, description: str, parameters: JSON | None = None) -> None:
-        super().__init__(f"{error_code}: {description}")
-        self.error_code = error_code
-        self.description = description
-        self.parameters = parameters
+    def __init__(self, start: int = 1) -> None:
+        self.next_value = start
 
-    def to_json(self) -> JSON:
-        body: JSON = {"ok": False, "error_code": self.error_code, "description": self.description}
-        if self.parameters:
-            body["parameters"] = self.parameters
-        return body
+    def __iter__(self) -> IdSequence:
+        return self
 
-    def response(self) -> web.Response:
-        return web.json_response(self.to_json(), status=self.error_code)
-
-
-def bad_request(detail: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {detail}")
-
-
-def too_many_requests(retry_after: int) -> ApiError:
-    return ApiError(
-        429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
-    )
+    def __next__(self) -> int:
+        value = self.next_value
+        self.next_value += 1
+        return value
 
 
 @dataclass(slots=True)
@@ -140,11 +132,45 @@ class SentMessage:
     timestamp: float
     edit_date: int | None = None
     deleted: bool = False
+    visible_text: str | None = None
+    """What a Telegram app shows: the text or caption after parsing, trimmed."""
+    entities: list[JSON] = field(default_factory=list)
+    """The parsed formatting of ``visible_text`` (offsets and lengths in UTF-16 units)."""
 
     @property
     def body(self) -> str | None:
-        """The text of a text message or the caption of a media message."""
+        """The text of a text message or the caption of a media message (as sent, raw)."""
         return self.text if self.text is not None else self.caption
+
+    def show(self, parsed: ParsedText | None) -> None:
+        self.visible_text = parsed.text if parsed is not None else None
+        self.entities = list(parsed.entities) if parsed is not None else []
+
+    def formatted(self, kind: str) -> list[str]:
+        """The pieces of the visible text formatted as ``kind`` (``"bold"``, ``"code"``...)."""
+        text = self.visible_text or ""
+        return [
+            utf16_slice(text, e["offset"], e["length"]) for e in self.entities if e["type"] == kind
+        ]
+
+    def links(self) -> list[tuple[str, str]]:
+        """``(shown text, url)`` of every ``text_link`` in the visible text."""
+        text = self.visible_text or ""
+        return [
+            (utf16_slice(text, e["offset"], e["length"]), e["url"])
+            for e in self.entities
+            if e["type"] == "text_link"
+        ]
+
+    @property
+    def inline_keyboard(self) -> list[list[JSON]]:
+        """The inline keyboard's rows of buttons ([] when the message has none)."""
+        rows = (self.reply_markup or {}).get("inline_keyboard")
+        return rows if isinstance(rows, list) else []
+
+    def url_buttons(self) -> list[tuple[str, str]]:
+        """``(text, url)`` of every URL button of the inline keyboard, row by row."""
+        return [(b["text"], b["url"]) for row in self.inline_keyboard for b in row if "url" in b]
 
     @property
     def document(self) -> SentFile | None:
@@ -163,7 +189,8 @@ class SentMessage:
             "caption": self.caption,
             "parse_mode": self.parse_mode,
             # What a Telegram app would show (markup rendered); checked when it was sent.
-            "visible_text": plain_text(self.body, self.parse_mode) if self.body else None,
+            "visible_text": self.visible_text,
+            "entities": self.entities,
             "reply_markup": self.reply_markup,
             "file": self.file.to_json() if self.file else None,
             "reply_to_message_id": self.reply_to_message_id,
@@ -192,6 +219,7 @@ class SimChat:
     sent: list[SentMessage] = field(default_factory=list)
     sent_by_id: dict[int, SentMessage] = field(default_factory=dict)
     messages: dict[int, JSON] = field(default_factory=dict)  # message JSON, both directions
+    deleted_messages: dict[int, JSON] = field(default_factory=dict)  # gone, kept for history
 
     def allocate_message_id(self) -> int:
         message_id = self.next_message_id
@@ -361,126 +389,12 @@ async def read_params(request: web.Request) -> Params:
     return Params(values, files)
 
 
-# --------------------------------------------------------------------------- text and markup checks
-
-_HTML_TAGS = frozenset(
-    {
-        "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
-        "a", "tg-emoji", "code", "pre", "blockquote",
-    }
-)  # fmt: skip
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)?([^<>]*)>")
-_MD2_RESERVED = frozenset("#+-={}.!")
-
-
-def _parse_error(detail: str) -> ApiError:
-    return bad_request(f"can't parse entities: {detail}")
-
-
-def _html_plain_text(text: str) -> str:
-    """Validate Telegram-HTML like Telegram does (tag set and nesting); return the plain text."""
-    stack: list[str] = []
-    plain: list[str] = []
-    pos = 0
-    for match in _TAG_RE.finditer(text):
-        plain.append(text[pos : match.start()])
-        pos = match.end()
-        closing, name = match.group(1) == "/", (match.group(2) or "").lower()
-        offset = len(text[: match.start()].encode())
-        if closing:
-            if not stack or stack[-1] != name:
-                expected = f'"</{stack[-1]}>"' if stack else "no end tag"
-                raise _parse_error(
-                    f"Unmatched end tag at byte offset {offset}, expected {expected}, "
-                    f'found "</{name}>"'
-                )
-            stack.pop()
-        elif name not in _HTML_TAGS:
-            raise _parse_error(f'Unsupported start tag "{name}" at byte offset {offset}')
-        else:
-            stack.append(name)
-    plain.append(text[pos:])
-    if stack:
-        raise _parse_error(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
-    joined = "".join(plain)
-    if "<" in joined:
-        offset = len(joined[: joined.index("<")].encode())
-        raise _parse_error(f'Unsupported start tag "" at byte offset {offset}')
-    return unescape(joined)
-
-
-def _check_markdown_v2(text: str) -> None:
-    """Reject unescaped reserved characters outside code spans and link URLs (MarkdownV2)."""
-    in_code = False
-    in_url = False
-    escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "`":
-            in_code = not in_code
-        elif in_code:
-            continue
-        elif in_url:
-            in_url = char != ")"
-        elif char == "(" and index > 0 and text[index - 1] == "]":
-            in_url = True
-        elif char in _MD2_RESERVED and not (char == "!" and text[index + 1 : index + 2] == "["):
-            raise _parse_error(
-                f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
-            )
-
-
-def plain_text(text: str, parse_mode: str | None) -> str:
-    """The text as the recipient sees it; raises the 400 Telegram gives for malformed markup."""
-    mode = (parse_mode or "").lower()
-    if mode == "html":
-        return _html_plain_text(text)
-    if mode == "markdownv2":
-        _check_markdown_v2(text)
-    elif mode not in ("", "markdown"):
-        raise bad_request("unsupported parse_mode")
-    return text
-
-
-def check_reply_markup(markup: Any) -> JSON | None:
-    """Validate the reply_markup object kinds Telegram accepts; return it as a dict."""
-    if markup is None:
-        return None
-    if not isinstance(markup, dict):
-        raise bad_request("can't parse reply keyboard markup JSON object")
-    if "inline_keyboard" in markup:
-        rows = markup["inline_keyboard"]
-        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise bad_request('field "inline_keyboard" must be an Array of Array')
-        for row in rows:
-            for button in row:
-                if not isinstance(button, dict) or not button.get("text"):
-                    raise bad_request("inline keyboard button text is empty")
-                data = button.get("callback_data")
-                if data is not None and not 1 <= len(str(data).encode()) <= 64:
-                    raise bad_request("BUTTON_DATA_INVALID")
-    elif "keyboard" in markup:
-        rows = markup["keyboard"]
-        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise bad_request('field "keyboard" must be an Array of Array')
-    elif not (markup.get("remove_keyboard") or markup.get("force_reply")):
-        raise bad_request("can't parse reply keyboard markup JSON object")
-    return markup
-
-
 def command_entities(text: str) -> list[JSON]:
     """The ``bot_command`` entity Telegram attaches to a text starting with ``/``."""
     if not text.startswith("/") or len(text) < 2 or text[1].isspace():
         return []
     command = text.split(maxsplit=1)[0]
     return [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")

@@ -23,6 +23,8 @@ class SentMessages:
     """(time.monotonic(), chat_id, method) of every successful send*."""
     received_count: Counter[str]
     """Calls received per Bot API method (including failed and fault-injected ones)."""
+    send_attempts: list[float]
+    """time.monotonic() of every send* call received, whatever its answer."""
 
     def messages_to(self, chat_id: int) -> list[SentMessage]:
         chat = self._chats.get(chat_id)
@@ -108,13 +110,13 @@ class SentMessages:
     # ------------------------------------------------------------------ rate counters
 
     def max_per_window(self, window_seconds: float = 1.0) -> int:
-        """The most successful sends that happened within any window of that length."""
-        best = start = 0
-        for end, (stamp, _, _) in enumerate(self.sends):
-            while self.sends[start][0] <= stamp - window_seconds:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        """The most successful sends (by every client of the token) within any window of that
+        length: the figure Telegram's flood limits are about."""
+        return _busiest([stamp for stamp, _, _ in self.sends], window_seconds)
+
+    def max_attempts_per_window(self, window_seconds: float = 1.0) -> int:
+        """The most send calls received within any window, refused ones (429, faults) included."""
+        return _busiest(self.send_attempts, window_seconds)
 
     def min_same_chat_interval(self) -> float | None:
         """The shortest gap between two successful sends to the same chat (None if none)."""
@@ -126,3 +128,13 @@ class SentMessages:
                 best = stamp - previous
             last[chat_id] = stamp
         return best
+
+
+def _busiest(stamps: list[float], window_seconds: float) -> int:
+    """The most timestamps (in ascending order) that fit in any window of that length."""
+    best = start = 0
+    for end, stamp in enumerate(stamps):
+        while stamps[start] <= stamp - window_seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

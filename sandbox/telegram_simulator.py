@@ -4,53 +4,59 @@ The bot side speaks the real Bot API wire format at ``/bot{token}/{method}`` so 
 python-telegram-bot ``Bot``/``Application`` can talk to it (``base_url=sim.base_url``).
 The user side lets tests, benchmarks and the terminal chat client act as people: through the
 Python methods below or through the HTTP control API under ``/_sim/`` (``telegram_control``).
-Faults (scripted or random errors, latency, hangs, flood limits) come from ``telegram_faults``;
-update delivery (getUpdates, webhook) from ``telegram_updates``; the user side from
-``telegram_users``; reading what the bot sent and the rate counters from ``telegram_outbox``.
+
+Two listeners: the bot port (:attr:`TelegramSimulator.port`: the Bot API, plus ``/_sim/`` for
+``herald chat``, which only knows that port) and a control port of its own
+(:attr:`TelegramSimulator.control_url`), which keeps answering while a "refuse" outage has closed
+the bot port.
+
+The parts: faults (scripted or random errors, latency, hangs, flood limits) in
+``telegram_faults``; whole-service outages (down, hang, refuse) in ``telegram_outage``; update
+delivery (getUpdates with its 409 conflicts, webhook) in ``telegram_updates``; the user side in
+``telegram_users``; sending, editing and deleting (48-hour rule) in ``telegram_sending``, with
+Telegram's HTML/MarkdownV2 parsing in ``telegram_markup`` and inline keyboard checks in
+``telegram_keyboards``; reading what the bot sent and the rate counters in ``telegram_outbox``;
+durable people and history (``state_path=``) in ``telegram_state``.
+
+Time: message dates come from ``clock`` (default ``time.time``), so a test can move time or use
+``age_message``; rate windows use ``time.monotonic``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import itertools
 import logging
-import mimetypes
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from sandbox.telegram_control import ControlApi
-from sandbox.telegram_faults import FaultInjector, RateLimits
+from sandbox.telegram_faults import SEND_METHODS, FaultInjector, RateLimits
 from sandbox.telegram_models import (
     JSON,
-    MAX_CAPTION_LENGTH,
-    MAX_TEXT_LENGTH,
     ApiError,
+    IdSequence,
     Params,
     SentFile,
-    SentMessage,
     SimChat,
     SimUser,
-    UploadedFile,
     WebhookDelivery,
     bad_request,
     check_commands,
-    check_reply_markup,
-    plain_text,
     read_params,
     scope_key,
-    strip_reply,
 )
+from sandbox.telegram_outage import OutageState, check_mode
 from sandbox.telegram_outbox import SentMessages
+from sandbox.telegram_sending import BotMessages
+from sandbox.telegram_state import SimState, StateFile
 from sandbox.telegram_updates import Described, UpdateQueue
 from sandbox.telegram_users import UserActions
 
@@ -63,14 +69,18 @@ _CHAT_ACTIONS = frozenset(
         "record_video_note", "upload_video_note",
     }
 )  # fmt: skip
-_FILE_LIMITS = {"photo": 10 * 1024 * 1024, "document": 50 * 1024 * 1024}
 
 
 Handler = Callable[[Params], Awaitable[Any]]
 
 
-class TelegramSimulator(UserActions, SentMessages):
-    """The simulated Bot API server plus the people who use the bot."""
+class TelegramSimulator(UserActions, SentMessages, BotMessages):
+    """The simulated Bot API server plus the people who use the bot.
+
+    ``state_path``: a JSON file that keeps the people, chats and message history across
+    restarts (read when the simulator is created, saved soon after changes and on stop).
+    ``html_strict=False`` accepts a bare ``&`` and unknown HTML attributes, as Telegram does.
+    """
 
     def __init__(
         self,
@@ -78,6 +88,9 @@ class TelegramSimulator(UserActions, SentMessages):
         *,
         bot_username: str = "herald_sandbox_bot",
         bot_first_name: str = "Herald Sandbox",
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        html_strict: bool = True,
     ) -> None:
         self._token = token
         head = token.split(":", 1)[0]
@@ -92,24 +105,36 @@ class TelegramSimulator(UserActions, SentMessages):
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
+        self.clock = clock
+        self.html_strict = html_strict
         self.faults = FaultInjector()
         self.limits: RateLimits | None = None
+        self.outage = OutageState()
         self.received_count: Counter[str] = Counter()
         self.sends: list[tuple[float, int, str]] = []
+        self.send_attempts: list[float] = []
         self.callback_answers: dict[str, JSON] = {}
         self._users: dict[int, SimUser] = {}
         self._chats: dict[int, SimChat] = {}
         self._files: dict[str, SentFile] = {}
-        self._file_seq = itertools.count(1)
+        self._file_seq = IdSequence()
+        self._update_seq = IdSequence()
         self._open_callbacks: set[str] = set()
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
-        self._update_seq = itertools.count(1)
         self._sent_cond = asyncio.Condition()
         self._closing = asyncio.Event()
-        self.updates = UpdateQueue(self._closing)
+        self.updates = UpdateQueue(self._closing, self.outage.online)
+        self._durable = StateFile(state_path, self._snapshot)
+        self._restore(self._durable.load())
         self._runner: web.AppRunner | None = None
+        self._control_runner: web.AppRunner | None = None
+        self._bot_site: web.TCPSite | None = None
+        self._in_flight: set[asyncio.Transport] = set()
+        self._outage_timer: asyncio.Task[None] | None = None
         self._host = "127.0.0.1"
+        self._bind_host = "127.0.0.1"
         self._port: int | None = None
+        self._control_port: int | None = None
         self._handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "logOut": self._ok,
@@ -128,48 +153,106 @@ class TelegramSimulator(UserActions, SentMessages):
             "answerCallbackQuery": self._answer_callback_query,
             "editMessageText": self._edit_message_text,
             "deleteMessage": self._delete_message,
+            "deleteMessages": self._delete_messages,
             "sendChatAction": self._send_chat_action,
         }
         self._method_names = {name.lower(): name for name in self._handlers}
 
+    # ------------------------------------------------------------------ durable state
+
+    def _snapshot(self) -> SimState:
+        return SimState(
+            users=self._users,
+            chats=self._chats,
+            files=self._files,
+            next_update_id=self._update_seq.next_value,
+            next_file_number=self._file_seq.next_value,
+        )
+
+    def _restore(self, state: SimState | None) -> None:
+        if state is None:
+            return
+        self._users, self._chats, self._files = state.users, state.chats, state.files
+        self._update_seq.next_value = state.next_update_id
+        self._file_seq.next_value = state.next_file_number
+        logger.info(
+            "Telegram simulator restored %d users and %d chats from %s",
+            len(self._users),
+            len(self._chats),
+            self._durable.path,
+        )
+
+    @property
+    def state_writes(self) -> int:
+        """How many times the state file was written (debouncing keeps this low)."""
+        return self._durable.writes
+
+    async def save_state(self) -> None:
+        """Write pending changes to ``state_path`` now (stop() does it too)."""
+        await self._durable.close()
+
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Bind the HTTP server (port 0 picks a free port; see :attr:`port`)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> None:
+        """Bind the bot port and the control port (0 picks free ones; see :attr:`port`)."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
         self._closing.clear()
-        app = web.Application(client_max_size=60 * 1024 * 1024)
-        app.router.add_route("*", "/bot{token}/{method}", self._handle_bot)
-        app.router.add_route("*", "/file/bot{token}/{path:.*}", self._handle_file)
-        ControlApi(self).register(app)
         # access_log=None: request paths carry the bot token, which must never be logged.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(self._app(bot=True), access_log=None, shutdown_timeout=1.0)
+        control = web.AppRunner(self._app(bot=False), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
+        await control.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            self._bot_site = web.TCPSite(runner, host, port)
+            await self._bot_site.start()
+            await web.TCPSite(control, host, control_port).start()
         except BaseException:
             await runner.cleanup()
+            await control.cleanup()
             raise
-        self._runner = runner
+        self._runner, self._control_runner = runner, control
+        self._bind_host = host
         self._host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         self._port = int(runner.addresses[0][1])
+        self._control_port = int(control.addresses[0][1])
         self.updates.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        logger.info("Telegram Bot API simulator listening on %s:%d", host, self._port)
+        self._durable.resume()
+        logger.info(
+            "Telegram Bot API simulator listening on %s:%d (control API on port %d)",
+            host,
+            self._port,
+            self._control_port,
+        )
+
+    def _app(self, *, bot: bool) -> web.Application:
+        app = web.Application(client_max_size=60 * 1024 * 1024)
+        if bot:
+            app.router.add_route("*", "/bot{token}/{method}", self._handle_bot)
+            app.router.add_route("*", "/file/bot{token}/{path:.*}", self._handle_file)
+        ControlApi(self).register(app)
+        return app
 
     async def stop(self) -> None:
-        """Release hung and long-polling calls, stop webhook delivery and close the server."""
+        """Release hung and long-polling calls, stop webhook delivery, save, close the server."""
         self._closing.set()
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        self.outage.release()
         async with self._sent_cond:
             self._sent_cond.notify_all()
         await self.updates.stop()
         if self.updates.http is not None:
             await self.updates.http.close()
             self.updates.http = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._port = None
+        for runner in (self._runner, self._control_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._control_runner = self._bot_site = None
+        self._port = self._control_port = None
+        self.outage.begin(None, None)
+        await self._durable.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -189,26 +272,90 @@ class TelegramSimulator(UserActions, SentMessages):
 
     @property
     def port(self) -> int:
+        """The bot port (kept while a "refuse" outage has it closed)."""
         if self._port is None:
             raise RuntimeError("simulator is not running; await start() first")
         return self._port
 
     @property
-    def _origin(self) -> str:
+    def control_port(self) -> int:
+        if self._control_port is None:
+            raise RuntimeError("simulator is not running; await start() first")
+        return self._control_port
+
+    def _origin(self, port: int) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{port}"
 
     @property
     def base_url(self) -> str:
-        return f"{self._origin}/bot"
+        return f"{self._origin(self.port)}/bot"
 
     @property
     def base_file_url(self) -> str:
-        return f"{self._origin}/file/bot"
+        return f"{self._origin(self.port)}/file/bot"
 
     @property
     def control_url(self) -> str:
-        return f"{self._origin}/_sim"
+        """The control API on its own port (also served under ``/_sim`` of the bot port)."""
+        return f"{self._origin(self.control_port)}/_sim"
+
+    # ------------------------------------------------------------------ outages
+
+    async def set_outage(self, mode: str | None, *, seconds: float | None = None) -> None:
+        """Start a whole-service outage ("down", "hang" or "refuse"; see ``telegram_outage``),
+        or end the current one with ``None``. With ``seconds`` it ends by itself."""
+        checked = check_mode(mode)
+        if seconds is not None and (checked is None or not seconds > 0):
+            raise ValueError("seconds must be positive, and only given with an outage mode")
+        timer, self._outage_timer = self._outage_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        previous = self.outage.mode
+        self.outage.begin(checked, seconds)
+        if previous == "refuse" and checked != "refuse":
+            await self._listen_again()
+        elif checked == "refuse" and previous != "refuse":
+            await self._refuse()
+        if seconds is not None:
+            self._outage_timer = asyncio.create_task(self._end_outage_after(seconds))
+        if checked is not None:
+            logger.info("simulating a Telegram outage (%s)", checked)
+        elif previous is not None:
+            logger.info("the simulated Telegram outage (%s) is over", previous)
+
+    async def _end_outage_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        try:
+            await self.set_outage(None)
+        except OSError:
+            logger.exception("could not listen again on the bot port after the outage")
+
+    async def wait_for_outage_end(
+        self,
+        timeout: float = 15.0,  # noqa: ASYNC109 - a test helper with a default deadline
+    ) -> None:
+        """Wait until an outage given ``seconds`` has ended by itself."""
+        timer = self._outage_timer
+        if timer is not None:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(timer)
+
+    async def _refuse(self) -> None:
+        """Close the bot port and cut its open calls: clients see refused or reset connections."""
+        if self._bot_site is not None:
+            await self._bot_site.stop()
+            self._bot_site = None
+        for transport in list(self._in_flight):
+            transport.abort()
+        self._in_flight.clear()
+
+    async def _listen_again(self) -> None:
+        if self._runner is None or self._port is None:
+            return  # stopped meanwhile
+        site = web.TCPSite(self._runner, self._bind_host, self._port, reuse_address=True)
+        await site.start()
+        self._bot_site = site
 
     # ------------------------------------------------------------------ faults
 
@@ -264,37 +411,81 @@ class TelegramSimulator(UserActions, SentMessages):
         self.limits = None
 
     def reset(self) -> None:
-        """Forget sent messages, pending updates, counters and faults (users and chats stay)."""
+        """Forget sent messages, pending updates, counters and faults (users and chats stay;
+        message and update ids keep counting up)."""
         for chat in self._chats.values():
             chat.sent.clear()
             chat.sent_by_id.clear()
             chat.messages.clear()
-        self.sends.clear()
-        self.received_count.clear()
+            chat.deleted_messages.clear()
+        self.reset_counters()
         self.callback_answers.clear()
         self._open_callbacks.clear()
         self.updates.reset()
         self.faults.reset()
         self.limits = None
+        self._durable.changed()
+
+    def reset_counters(self) -> None:
+        """Start the rate counters afresh (``sends``, ``received_count``, per-second maxima)."""
+        self.sends.clear()
+        self.send_attempts.clear()
+        self.received_count.clear()
 
     # ------------------------------------------------------------------ HTTP entry points
 
     async def _handle_file(self, request: web.Request) -> web.Response:
+        cut = self._cut(request)
+        if cut is not None:
+            return cut
+        try:
+            await self.outage.check()
+        except ApiError as exc:
+            return exc.response()
         return web.json_response(
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
         )
 
+    def _cut(self, request: web.Request) -> web.Response | None:
+        """During a "refuse" outage a call on a surviving connection gets a reset."""
+        if self.outage.mode != "refuse":
+            return None
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=503)  # never reaches the client: the connection is gone
+
     async def _handle_bot(self, request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info["token"].encode(), self._token.encode()):
+        cut = self._cut(request)
+        if cut is not None:
+            return cut
+        transport = request.transport
+        if transport is not None:
+            self._in_flight.add(transport)
+        try:
+            return await self._answer_bot(request)
+        finally:
+            if transport is not None:
+                self._in_flight.discard(transport)
+
+    async def _answer_bot(self, request: web.Request) -> web.Response:
+        method = self._method_names.get(request.match_info["method"].lower())
+        token_ok = hmac.compare_digest(request.match_info["token"].encode(), self._token.encode())
+        if token_ok and method is not None:
+            self.received_count[method] += 1
+            if method in SEND_METHODS:
+                self.send_attempts.append(time.monotonic())
+        try:
+            await self.outage.check()  # an outage answers before anything is looked at
+        except ApiError as exc:
+            return exc.response()
+        if not token_ok:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
-        method = self._method_names.get(request.match_info["method"].lower())
         if method is None:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
-        self.received_count[method] += 1
         try:
             params = await read_params(request)
             result = await self._call(method, params)
@@ -333,37 +524,6 @@ class TelegramSimulator(UserActions, SentMessages):
     async def _ok(self, params: Params) -> bool:
         return True
 
-    def _find_chat(self, params: Params, *, sending: bool) -> SimChat:
-        raw = params.values.get("chat_id")
-        if raw is None or raw == "":
-            raise bad_request("chat_id is empty")
-        chat: SimChat | None = None
-        if isinstance(raw, str) and raw.startswith("@"):
-            name = raw[1:].lower()
-            chat = next(
-                (c for c in self._chats.values() if c.username and c.username.lower() == name),
-                None,
-            )
-        else:
-            try:
-                chat_id = params.int_("chat_id")
-            except ApiError:
-                chat_id = None
-            chat = self._chats.get(chat_id) if chat_id is not None else None
-        if chat is None:
-            raise bad_request("chat not found")
-        if chat.migrated_to is not None:
-            raise ApiError(
-                400,
-                "Bad Request: group chat was upgraded to a supergroup chat",
-                {"migrate_to_chat_id": chat.migrated_to},
-            )
-        if sending and chat.deactivated:
-            raise ApiError(403, "Forbidden: user is deactivated")
-        if sending and chat.blocked:
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
-        return chat
-
     async def _get_chat(self, params: Params) -> JSON:
         return self._find_chat(params, sending=False).to_full_json()
 
@@ -371,208 +531,6 @@ class TelegramSimulator(UserActions, SentMessages):
         self._find_chat(params, sending=True)
         if params.str_("action") not in _CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
-        return True
-
-    # ------------------------------------------------------------------ bot methods: sending
-
-    @staticmethod
-    def _visible_text(text: str, parse_mode: str | None) -> str:
-        if not text.strip():
-            raise bad_request("message text is empty")
-        visible = plain_text(text, parse_mode)
-        if not visible.strip():
-            raise bad_request("message text is empty")
-        if len(visible) > MAX_TEXT_LENGTH:
-            raise bad_request("message is too long")
-        return visible
-
-    async def _send_message(self, params: Params) -> JSON:
-        chat = self._find_chat(params, sending=True)
-        text = params.str_("text") or ""
-        parse_mode = params.str_("parse_mode")
-        visible = self._visible_text(text, parse_mode)
-        return await self._deliver(
-            chat, "sendMessage", params, {"text": visible}, text=text, parse_mode=parse_mode
-        )
-
-    async def _send_photo(self, params: Params) -> JSON:
-        return await self._send_media(params, "sendPhoto", "photo")
-
-    async def _send_document(self, params: Params) -> JSON:
-        return await self._send_media(params, "sendDocument", "document")
-
-    async def _send_media(self, params: Params, method: str, kind: str) -> JSON:
-        chat = self._find_chat(params, sending=True)
-        source = params.file_(kind)
-        if source is None:
-            raise bad_request(f"there is no {kind} in the request")
-        caption = params.str_("caption") or None
-        parse_mode = params.str_("parse_mode")
-        extra: JSON = {}
-        if caption is not None:
-            visible = plain_text(caption, parse_mode)
-            if len(visible) > MAX_CAPTION_LENGTH:
-                raise bad_request("message caption is too long")
-            extra["caption"] = visible
-        file = self._store_file(source, kind)
-        described: JSON = {"file_id": file.file_id, "file_unique_id": file.file_unique_id}
-        if file.size is not None:
-            described["file_size"] = file.size
-        if kind == "photo":
-            extra["photo"] = [{**described, "width": 320, "height": 320}]
-        else:
-            if file.name:
-                described["file_name"] = file.name
-            if file.mime_type:
-                described["mime_type"] = file.mime_type
-            extra["document"] = described
-        return await self._deliver(
-            chat, method, params, extra, caption=caption, parse_mode=parse_mode, file=file
-        )
-
-    def _store_file(self, source: UploadedFile | str, kind: str) -> SentFile:
-        seq = next(self._file_seq)
-        file_id, unique_id = f"SIM-{kind}-{seq:08d}", f"simu{seq:08d}"
-        if isinstance(source, UploadedFile):
-            if not source.data:
-                raise bad_request("file must be non-empty")
-            if len(source.data) > _FILE_LIMITS[kind]:
-                raise bad_request("file is too big")
-            mime = source.content_type
-            if not mime or mime == "application/octet-stream":
-                mime = mimetypes.guess_type(source.filename or "")[0] or mime
-            file = SentFile(
-                file_id,
-                unique_id,
-                source.filename,
-                len(source.data),
-                hashlib.sha256(source.data).hexdigest(),
-                mime,
-            )
-        elif source.startswith(("http://", "https://")):
-            name = PurePosixPath(urlsplit(source).path).name or None
-            mime = mimetypes.guess_type(name or "")[0]
-            file = SentFile(file_id, unique_id, name, None, None, mime, url=source)
-        else:
-            known = self._files.get(source)
-            if known is None:
-                raise bad_request("wrong file identifier/HTTP URL specified")
-            return known
-        self._files[file.file_id] = file
-        return file
-
-    async def _deliver(
-        self,
-        chat: SimChat,
-        method: str,
-        params: Params,
-        extra: JSON,
-        *,
-        text: str | None = None,
-        caption: str | None = None,
-        parse_mode: str | None = None,
-        file: SentFile | None = None,
-    ) -> JSON:
-        """Record one successful send and build the Message Telegram would answer."""
-        markup = check_reply_markup(params.json_("reply_markup"))
-        reply_to = params.int_("reply_to_message_id")
-        allow_without_reply = params.bool_("allow_sending_without_reply")
-        reply_parameters = params.json_("reply_parameters")
-        if isinstance(reply_parameters, dict):
-            reply_to = reply_parameters.get("message_id", reply_to)
-            allow_without_reply = bool(reply_parameters.get("allow_sending_without_reply"))
-        if reply_to is not None and reply_to not in chat.messages:
-            if not allow_without_reply:
-                raise bad_request("message to be replied not found")
-            reply_to = None
-        paid = params.bool_("allow_paid_broadcast")
-        now = time.monotonic()
-        is_group = chat.type in ("group", "supergroup")
-        if self.limits is not None:
-            self.limits.check(chat.chat_id, is_group=is_group, paid=paid, now=now)
-        message_id = chat.allocate_message_id()
-        date = int(time.time())
-        sent = SentMessage(
-            chat_id=chat.chat_id,
-            message_id=message_id,
-            method=method,
-            text=text,
-            caption=caption,
-            parse_mode=parse_mode,
-            reply_markup=markup,
-            file=file,
-            reply_to_message_id=reply_to,
-            disable_notification=params.bool_("disable_notification"),
-            allow_paid_broadcast=paid,
-            date=date,
-            timestamp=now,
-        )
-        message: JSON = {
-            "message_id": message_id,
-            "from": self.bot_user,
-            "chat": chat.to_json(),
-            "date": date,
-            **extra,
-        }
-        if reply_to is not None:
-            message["reply_to_message"] = strip_reply(chat.messages[reply_to])
-        if markup is not None and "inline_keyboard" in markup:
-            message["reply_markup"] = markup
-        chat.sent.append(sent)
-        chat.sent_by_id[message_id] = sent
-        chat.messages[message_id] = message
-        self.sends.append((now, chat.chat_id, method))
-        if self.limits is not None:
-            self.limits.record(chat.chat_id, is_group=is_group, paid=paid, now=now)
-        async with self._sent_cond:
-            self._sent_cond.notify_all()
-        return message
-
-    async def _edit_message_text(self, params: Params) -> JSON:
-        if params.has("inline_message_id"):
-            raise bad_request("inline messages are not supported by the simulator")
-        chat = self._find_chat(params, sending=True)
-        message_id = params.int_("message_id")
-        if message_id is None:
-            raise bad_request("message identifier is not specified")
-        sent = chat.sent_by_id.get(message_id)
-        if sent is None or sent.deleted:
-            raise bad_request("message to edit not found")
-        if sent.text is None:
-            raise bad_request("there is no text in the message to edit")
-        text = params.str_("text") or ""
-        parse_mode = params.str_("parse_mode")
-        visible = self._visible_text(text, parse_mode)
-        markup = check_reply_markup(params.json_("reply_markup"))
-        if markup is not None and "inline_keyboard" not in markup:
-            raise bad_request("inline keyboard expected")
-        old_markup = (
-            sent.reply_markup
-            if sent.reply_markup and "inline_keyboard" in sent.reply_markup
-            else None
-        )
-        if text == sent.text and markup == old_markup:
-            raise bad_request(
-                "message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message"
-            )
-        sent.text, sent.parse_mode, sent.reply_markup = text, parse_mode, markup
-        sent.edit_date = int(time.time())
-        message = {**chat.messages[message_id], "text": visible, "edit_date": sent.edit_date}
-        message.pop("reply_markup", None)
-        if markup is not None:
-            message["reply_markup"] = markup
-        chat.messages[message_id] = message
-        return message
-
-    async def _delete_message(self, params: Params) -> bool:
-        chat = self._find_chat(params, sending=False)
-        message_id = params.int_("message_id")
-        if message_id is None or chat.messages.pop(message_id, None) is None:
-            raise bad_request("message to delete not found")
-        sent = chat.sent_by_id.get(message_id)
-        if sent is not None:
-            sent.deleted = True
         return True
 
     async def _answer_callback_query(self, params: Params) -> bool:
@@ -627,6 +585,7 @@ class TelegramSimulator(UserActions, SentMessages):
     # ------------------------------------------------------------------ updates
 
     async def _emit(self, kind: str, payload: JSON, chat_key: int | None, update_id: int) -> int:
+        self._durable.changed()
         return await self.updates.emit(kind, payload, chat_key, update_id)
 
     @property
@@ -648,11 +607,15 @@ class TelegramSimulator(UserActions, SentMessages):
         return await self.updates.wait_for_deliveries(count, timeout)
 
     def stats(self) -> JSON:
+        """Traffic so far. ``max_per_second`` is the busiest one-second window of successful
+        sends from every client of the token together; ``max_attempts_per_second`` counts every
+        send call received, refused ones included."""
         return {
             "received_count": dict(self.received_count),
             "sends": len(self.sends),
             "distinct_chats": len({chat_id for _, chat_id, _ in self.sends}),
             "max_per_second": self.max_per_window(1.0),
+            "max_attempts_per_second": self.max_attempts_per_window(1.0),
             "send_span_seconds": self.sends[-1][0] - self.sends[0][0] if self.sends else 0.0,
             "min_same_chat_interval": self.min_same_chat_interval(),
             "pending_updates": self.updates.pending_count,
@@ -662,4 +625,5 @@ class TelegramSimulator(UserActions, SentMessages):
             "chats": len(self._chats),
             "faults": self.faults.describe(),
             "limits_enforced": self.limits is not None,
+            "outage": self.outage.describe(),
         }

@@ -45,10 +45,11 @@ class Described:
 class UpdateQueue:
     """Holds updates for getUpdates or pushes them to the webhook."""
 
-    def __init__(self, closing: asyncio.Event) -> None:
+    def __init__(self, closing: asyncio.Event, online: asyncio.Event | None = None) -> None:
         self.deliveries: list[WebhookDelivery] = []
         self.http: aiohttp.ClientSession | None = None
         self._closing = closing
+        self._online = online  # cleared during an outage: webhook deliveries wait
         self._pending: deque[tuple[int | None, JSON]] = deque()
         self._allowed = DEFAULT_ALLOWED_UPDATES
         self._poll_generation = 0
@@ -219,7 +220,12 @@ class UpdateQueue:
     async def _worker(self, chat_key: int | None) -> None:
         """Deliver one chat's updates in order; exits when that chat's queue is empty."""
         try:
-            while queue := self._queues.get(chat_key):
+            while True:
+                if self._online is not None:
+                    await self._online.wait()  # an outage holds deliveries back, in order
+                queue = self._queues.get(chat_key)
+                if not queue:
+                    break
                 update = queue.popleft()
                 if not queue:
                     del self._queues[chat_key]

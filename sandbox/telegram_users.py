@@ -8,10 +8,17 @@ Mixed into :class:`sandbox.telegram_simulator.TelegramSimulator`. Setup (``add_u
 from __future__ import annotations
 
 import enum
-import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 
-from sandbox.telegram_models import JSON, SimChat, SimUser, command_entities, strip_reply
+from sandbox.telegram_models import (
+    JSON,
+    IdSequence,
+    SimChat,
+    SimUser,
+    command_entities,
+    strip_reply,
+)
+from sandbox.telegram_state import StateFile
 
 
 class _Default(enum.Enum):
@@ -29,10 +36,11 @@ class UserActions:
     _users: dict[int, SimUser]
     _chats: dict[int, SimChat]
     _open_callbacks: set[str]
-    _update_seq: Iterator[int]
-
-    async def _emit(self, kind: str, payload: JSON, chat_key: int | None, update_id: int) -> int:
-        raise NotImplementedError
+    _update_seq: IdSequence
+    _durable: StateFile
+    clock: Callable[[], float]
+    _emit: Callable[[str, JSON, int | None, int], Awaitable[int]]
+    """Hands an update to the bot (the simulator's update queue); returns the update_id."""
 
     # ------------------------------------------------------------------ setup
 
@@ -59,6 +67,7 @@ class UserActions:
             )
         else:
             chat.first_name, chat.last_name, chat.username = first_name, last_name, username
+        self._durable.changed()
         return user
 
     def add_group(
@@ -71,6 +80,7 @@ class UserActions:
             chat_id, "supergroup" if supergroup else "group", title=title, username=username
         )
         self._chats[chat_id] = chat
+        self._durable.changed()
         return chat
 
     def has_user(self, user_id: int) -> bool:
@@ -105,7 +115,7 @@ class UserActions:
         message: JSON = {"message_id": message_id}
         if sender is not None:
             message["from"] = sender.to_json()
-        message.update(chat=chat.to_json(), date=int(time.time()), **content)
+        message.update(chat=chat.to_json(), date=int(self.clock()), **content)
         chat.messages[message_id] = message
         return message
 
@@ -181,7 +191,7 @@ class UserActions:
         original = chat.messages.get(message_id)
         if original is None or original.get("from", {}).get("id") != user_id:
             raise LookupError(f"user {user_id} has no message {message_id} in chat {chat.chat_id}")
-        edited: JSON = {**original, "text": text, "edit_date": int(time.time())}
+        edited: JSON = {**original, "text": text, "edit_date": int(self.clock())}
         edited.pop("entities", None)
         entities = command_entities(text)
         if entities:
@@ -239,7 +249,7 @@ class UserActions:
         payload: JSON = {
             "chat": chat.to_json(),
             "from": user.to_json(),
-            "date": int(time.time()),
+            "date": int(self.clock()),
             "old_chat_member": self._bot_member(old),
             "new_chat_member": self._bot_member(new),
         }
@@ -264,6 +274,7 @@ class UserActions:
     async def deactivate_user(self, user_id: int) -> None:
         """The user deletes their account: sends answer 403 "user is deactivated"."""
         self.chat(self.user(user_id).user_id).deactivated = True
+        self._durable.changed()
 
     async def migrate_group(self, old_id: int, new_id: int) -> None:
         """Upgrade group ``old_id`` to supergroup ``new_id`` (sends to the old id answer 400)."""

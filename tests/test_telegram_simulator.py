@@ -117,7 +117,8 @@ async def test_initialize_reads_bot_identity(sim: TelegramSimulator) -> None:
         assert me.can_join_groups is True
     assert sim.received_count["getMe"] == 1
     assert sim.base_url == f"http://127.0.0.1:{sim.port}/bot"
-    assert sim.control_url == f"http://127.0.0.1:{sim.port}/_sim"
+    assert sim.control_url == f"http://127.0.0.1:{sim.control_port}/_sim"
+    assert sim.control_port != sim.port
 
 
 async def test_wrong_token_and_unknown_method(
