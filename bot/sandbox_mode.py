@@ -146,7 +146,7 @@ async def start_simulator(settings: Settings) -> TelegramSimulator:
     """Start the simulator (a free port unless TELEGRAM_SANDBOX_PORT is set) and say loudly
     that this is a sandbox."""
     claim_sandbox(settings)
-    simulator = TelegramSimulator()
+    simulator = TelegramSimulator(state_path=settings.data_dir / SIMULATOR_STATE_FILE)
     await simulator.start(SANDBOX_HOST, settings.telegram_sandbox_port or 0)
     log.warning(
         "SANDBOX MODE: no TELEGRAM_BOT_TOKEN is set, so the bot talks to a local Telegram "
