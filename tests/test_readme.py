@@ -4,8 +4,10 @@ is the README's own block, and the CSV columns it lists are the ones the import 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -54,6 +56,37 @@ def test_every_herald_command_in_the_readme_parses_as_written() -> None:
     makes = {argv[1] for argv in commands if argv[0] == "make"}
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
     assert makes <= targets, makes - targets
+
+
+def _as_the_platform_runs_it(command: str, **env: str) -> list[str]:
+    """The argv a Heroku-style platform's shell makes of a Procfile command."""
+    script = f'set -- {command}; printf "%s\\n" "$@"'
+    path = {"PATH": os.environ["PATH"]}
+    done = subprocess.run(  # noqa: S603 - our own Procfile
+        ["bash", "-c", script],  # noqa: S607
+        env={**path, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+def test_the_procfile_runs_herald_commands_that_parse() -> None:
+    """The release and web processes are valid commands; web binds every interface unless
+    HTTP_HOST says otherwise, and takes the platform's PORT."""
+    procfile = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+    processes = dict(line.split(": ", 1) for line in procfile if line.strip())
+    assert set(processes) == {"release", "web"}
+    parser = cli.build_parser()
+    for command in processes.values():
+        argv = _as_the_platform_runs_it(command)
+        assert argv[0] == "herald"
+        parser.parse_args(argv[1:])
+    web = parser.parse_args(_as_the_platform_runs_it(processes["web"])[1:])
+    assert (web.command, web.host, web.port) == ("run", "0.0.0.0", None)  # noqa: S104
+    chosen = _as_the_platform_runs_it(processes["web"], HTTP_HOST="10.1.2.3")
+    assert parser.parse_args(chosen[1:]).host == "10.1.2.3"
 
 
 def test_the_first_run_check_plays_the_readme_quick_start() -> None:
