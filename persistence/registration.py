@@ -8,7 +8,7 @@ stored E.164 form; nothing here guesses with suffixes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -123,6 +123,24 @@ async def find_linked(
     return sorted(found, key=lambda r: (r.kind, r.id))
 
 
+async def _update_returning_linked(
+    sessions: SessionFactory,
+    kinds: RecipientKindRegistry,
+    where: Callable[[Any], ColumnElement[bool]],
+    **values: Any,
+) -> list[LinkedRecipient]:
+    """Set ``values`` on every kind's records matching ``where(model)``; the records changed."""
+    changed: list[LinkedRecipient] = []
+    async with sessions.begin() as session:
+        for kind in kinds:
+            model = kind.model
+            rows = await session.execute(
+                update(model).where(where(model)).values(**values).returning(model.id, model.name)
+            )
+            changed.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
+    return sorted(changed, key=lambda r: (r.kind, r.id))
+
+
 async def link_phone(
     sessions: SessionFactory, kinds: RecipientKindRegistry, phone_e164: str, chat_id: int
 ) -> list[LinkedRecipient]:
@@ -130,18 +148,14 @@ async def link_phone(
 
     Clears any earlier opt-out and blocked flag. Returns the records linked (none: unknown).
     """
-    linked: list[LinkedRecipient] = []
-    async with sessions.begin() as session:
-        for kind in kinds:
-            model = kind.model
-            rows = await session.execute(
-                update(model)
-                .where(model.sms == phone_e164)
-                .values(telegram_chat_id=chat_id, telegram_opted_out=False, telegram_blocked=False)
-                .returning(model.id, model.name)
-            )
-            linked.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
-    return sorted(linked, key=lambda r: (r.kind, r.id))
+    return await _update_returning_linked(
+        sessions,
+        kinds,
+        lambda model: model.sms == phone_e164,
+        telegram_chat_id=chat_id,
+        telegram_opted_out=False,
+        telegram_blocked=False,
+    )
 
 
 async def _flag_chat(
@@ -210,18 +224,13 @@ async def opt_in(
     sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
 ) -> list[LinkedRecipient]:
     """/start after /stop: this chat's opted-out records receive messages again."""
-    linked: list[LinkedRecipient] = []
-    async with sessions.begin() as session:
-        for kind in kinds:
-            model = kind.model
-            rows = await session.execute(
-                update(model)
-                .where(model.telegram_chat_id == chat_id, model.telegram_opted_out.is_(True))
-                .values(telegram_opted_out=False, telegram_blocked=False)
-                .returning(model.id, model.name)
-            )
-            linked.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
-    return sorted(linked, key=lambda r: (r.kind, r.id))
+    return await _update_returning_linked(
+        sessions,
+        kinds,
+        lambda model: (model.telegram_chat_id == chat_id) & model.telegram_opted_out.is_(True),
+        telegram_opted_out=False,
+        telegram_blocked=False,
+    )
 
 
 async def set_blocked(

@@ -25,9 +25,7 @@ from bot.cli.common import (
     Subcommands,
     UsageError,
     actor,
-    add_actor,
     add_command,
-    add_json,
     aware_datetime,
     console,
     herald_database,
@@ -71,6 +69,8 @@ def add_parsers(commands: Subcommands) -> None:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         example=EXAMPLES,
         handler=_broadcast,
+        acting=True,
+        json_output=True,
     )
     parser.add_argument(
         "--channel",
@@ -125,8 +125,6 @@ def add_parsers(commands: Subcommands) -> None:
         help="with --wait: stop waiting when nothing moves this long (default 15)",
     )
     parser.add_argument("--idempotency-key", help="repeat a send safely: the first answer counts")
-    add_actor(parser)
-    add_json(parser)
 
 
 # --- reading the options -------------------------------------------------------------------------

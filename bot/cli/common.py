@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -64,8 +64,12 @@ def add_command(
     example: str | Sequence[str],
     description: str | None = None,
     handler: Handler | None = None,
+    kind: bool = False,
+    acting: bool = False,
+    json_output: bool = False,
 ) -> argparse.ArgumentParser:
-    """A subcommand whose ``--help`` ends with an example (or a few)."""
+    """A subcommand whose ``--help`` ends with an example (or a few), with the shared options
+    asked for: ``--kind`` (a recipient kind), ``--as`` (``acting``), ``--json``."""
     examples = [example] if isinstance(example, str) else list(example)
     epilog = "example" + ("s" if len(examples) > 1 else "") + ":\n"
     epilog += "\n".join(f"  {line}" for line in examples)
@@ -78,6 +82,12 @@ def add_command(
     )
     if handler is not None:
         parser.set_defaults(handler=handler)
+    if kind:
+        add_kind(parser)
+    if acting:
+        add_actor(parser)
+    if json_output:
+        add_json(parser)
     return parser
 
 
@@ -186,10 +196,6 @@ def yes_no(value: str) -> bool:
     if lowered in ("no", "n", "false", "0"):
         return False
     raise argparse.ArgumentTypeError(f"{value!r}: write yes or no")
-
-
-def fields_of(mapping: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
-    return [(name, mapping.get(name)) for name in names]
 
 
 def aware_datetime(value: str) -> datetime:

@@ -13,10 +13,8 @@ from bot.cli.common import (
     CliError,
     Subcommands,
     actor,
-    add_actor,
     add_command,
     add_group,
-    add_json,
     console,
     herald_database,
     print_json,
@@ -40,20 +38,20 @@ def add_parsers(commands: Subcommands) -> None:
         help="the API keys you may see (a superuser sees everyone's)",
         example=["herald keys list", "herald keys list --active --json"],
         handler=_list,
+        acting=True,
+        json_output=True,
     )
     listing.add_argument("--active", action="store_true", help="leave out revoked keys")
-    add_actor(listing)
-    add_json(listing)
     revoke = add_command(
         actions,
         "revoke",
         help="revoke keys (by id or by the prefix `keys list` shows); effective at once",
         example=["herald keys revoke 3", "herald keys revoke hk_Ab12Cd34"],
         handler=_revoke,
+        acting=True,
+        json_output=True,
     )
     revoke.add_argument("keys", nargs="+", metavar="KEY", help="a key's id or prefix")
-    add_actor(revoke)
-    add_json(revoke)
 
 
 def _add_create(commands: Subcommands, name: str) -> None:
@@ -64,11 +62,11 @@ def _add_create(commands: Subcommands, name: str) -> None:
         example=f"herald {'keys create' if name == 'create' else name} alice --superuser "
         '--name "nightly import"',
         handler=_create,
+        json_output=True,
     )
     parser.add_argument("username", help="the user the key belongs to (created if missing)")
     parser.add_argument("--superuser", action="store_true", help="the user sees everything")
     parser.add_argument("--name", default="", help="a label for the key, e.g. the script using it")
-    add_json(parser)
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:

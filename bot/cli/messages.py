@@ -16,10 +16,8 @@ from bot.cli.common import (
     Subcommands,
     UsageError,
     actor,
-    add_actor,
     add_command,
     add_group,
-    add_json,
     aware_datetime,
     console,
     herald_database,
@@ -54,6 +52,8 @@ def add_parsers(commands: Subcommands) -> None:
         help="a message with its live counters and its first deliveries",
         example=["herald messages show 12", "herald messages show 12 --deliveries 100 --json"],
         handler=_show,
+        acting=True,
+        json_output=True,
     )
     show.add_argument("id", type=int)
     show.add_argument("--deliveries", type=int, default=20, help="how many deliveries to list")
@@ -66,11 +66,10 @@ def add_parsers(commands: Subcommands) -> None:
         help="stop messages now: deliveries not yet handed to a provider are cancelled",
         example="herald messages cancel 12 13",
         handler=_cancel,
+        acting=True,
+        json_output=True,
     )
     cancel.add_argument("ids", type=int, nargs="+", metavar="ID")
-    for parser in (show, cancel):
-        add_actor(parser)
-        add_json(parser)
 
 
 def _add_list(actions: Subcommands) -> None:
@@ -83,6 +82,8 @@ def _add_list(actions: Subcommands) -> None:
             "herald messages list --direction received --since 2026-12-01T00:00Z --json",
         ],
         handler=_list,
+        acting=True,
+        json_output=True,
     )
     parser.add_argument("--channel", choices=CHANNELS)
     parser.add_argument("--status", choices=[s.value for s in MessageStatus])
@@ -93,8 +94,6 @@ def _add_list(actions: Subcommands) -> None:
     parser.add_argument("--until", type=aware_datetime, help="created before (ISO 8601)")
     parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
     parser.add_argument("--offset", type=int, default=0)
-    add_actor(parser)
-    add_json(parser)
 
 
 def message_json(view: MessageView) -> dict[str, Any]:

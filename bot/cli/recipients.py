@@ -20,11 +20,8 @@ from bot.cli.common import (
     Subcommands,
     UsageError,
     actor,
-    add_actor,
     add_command,
     add_group,
-    add_json,
-    add_kind,
     console,
     herald_database,
     print_json,
@@ -72,11 +69,11 @@ def add_parsers(commands: Subcommands) -> None:
         help="one recipient with every field",
         example="herald recipients show 1 --kind customer",
         handler=_show,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     show.add_argument("id", type=int)
-    add_kind(show)
-    add_actor(show)
-    add_json(show)
     _add_update(actions)
     delete = add_command(
         actions,
@@ -84,11 +81,11 @@ def add_parsers(commands: Subcommands) -> None:
         help="delete recipients (their message history stays)",
         example="herald recipients delete 4 5 --kind external_subject",
         handler=_delete,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
-    add_kind(delete)
-    add_actor(delete)
-    add_json(delete)
     recipients_import.add_parser(actions)
 
 
@@ -102,9 +99,6 @@ def _add_fields(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     parser.add_argument("--external-id", help=f"your own code for it, unique per owner{clears}")
     parser.add_argument("--note", help="free text")
     parser.add_argument("--typology", help=f"typology of this kind, by name or id{clears}")
-    add_kind(parser)
-    add_actor(parser)
-    add_json(parser)
 
 
 def _add_add(actions: Subcommands) -> None:
@@ -114,6 +108,9 @@ def _add_add(actions: Subcommands) -> None:
         help="add a recipient (people register with the bot against its phone number)",
         example='herald recipients add --name "Ada Lovelace" --phone +393331234567',
         handler=_add,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     _add_fields(parser, creating=True)
 
@@ -128,6 +125,9 @@ def _add_list(actions: Subcommands) -> None:
             "herald recipients list --kind external_subject --typology Accountants --json",
         ],
         handler=_list,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     parser.add_argument("--search", help="name contains (case-insensitive)")
     parser.add_argument("--typology", help="of this typology (name or id)")
@@ -145,9 +145,6 @@ def _add_list(actions: Subcommands) -> None:
     parser.add_argument("--owner-id", type=int, help="owned by this user id")
     parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
     parser.add_argument("--offset", type=int, default=0)
-    add_kind(parser)
-    add_actor(parser)
-    add_json(parser)
 
 
 def _add_update(actions: Subcommands) -> None:
@@ -157,6 +154,9 @@ def _add_update(actions: Subcommands) -> None:
         help="change the fields given; the phone number is normalised again",
         example="herald recipients update 1 --email ada@example.org --typology ''",
         handler=_update,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     parser.add_argument("id", type=int)
     parser.add_argument("--opted-out", type=yes_no, metavar="yes|no", help="as if /stop was sent")

@@ -13,10 +13,7 @@ from bot.cli.common import (
     Subcommands,
     UsageError,
     actor,
-    add_actor,
     add_command,
-    add_json,
-    add_kind,
     console,
     herald_database,
     print_json,
@@ -51,6 +48,9 @@ def add_parser(actions: Subcommands) -> None:
             "--all-or-nothing --json",
         ],
         handler=_import,
+        kind=True,
+        acting=True,
+        json_output=True,
     )
     parser.add_argument("file", type=Path)
     parser.add_argument(
@@ -61,9 +61,6 @@ def add_parser(actions: Subcommands) -> None:
     parser.add_argument(
         "--all-or-nothing", action="store_true", help="write nothing if any row is rejected"
     )
-    add_kind(parser)
-    add_actor(parser)
-    add_json(parser)
 
 
 async def _import(settings: Settings, args: argparse.Namespace) -> None:

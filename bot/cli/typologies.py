@@ -15,10 +15,8 @@ from bot.cli.common import (
     Subcommands,
     UsageError,
     actor,
-    add_actor,
     add_command,
     add_group,
-    add_json,
     console,
     herald_database,
     print_json,
@@ -48,6 +46,8 @@ def add_parsers(commands: Subcommands) -> None:
         help="typologies of one kind (or of every kind and of messages)",
         example=["herald typologies list", "herald typologies list customer --json"],
         handler=_list,
+        acting=True,
+        json_output=True,
     )
     listing.add_argument("scope", nargs="?", help=SCOPE_HELP + " (default: all)")
     listing.add_argument("--search", help="name contains")
@@ -60,6 +60,8 @@ def add_parsers(commands: Subcommands) -> None:
             'herald typologies create message "Invoices"',
         ],
         handler=_create,
+        acting=True,
+        json_output=True,
     )
     create.add_argument("scope", help=SCOPE_HELP)
     create.add_argument("name")
@@ -70,12 +72,11 @@ def add_parsers(commands: Subcommands) -> None:
         help="delete typologies (superuser); their recipients and messages stay",
         example="herald typologies delete customer Retail",
         handler=_delete,
+        acting=True,
+        json_output=True,
     )
     delete.add_argument("scope", help=SCOPE_HELP)
     delete.add_argument("typologies", nargs="+", metavar="NAME_OR_ID")
-    for parser in (listing, create, delete):
-        add_actor(parser)
-        add_json(parser)
 
 
 def _models(context: HeraldContext, scope: str | None) -> dict[str, type[Any]]:
