@@ -123,6 +123,18 @@ async def revoke_key(session: AsyncSession, user: User, key_id: int, now: dateti
     return key
 
 
+async def revoke_api_key(session: AsyncSession, prefix: str) -> int:
+    """Revoke every active key with this prefix, whoever owns it; how many were revoked."""
+    statement = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+    keys = list((await session.execute(statement)).scalars())
+    now = datetime.now(UTC)
+    for key in keys:
+        key.revoked_at = now
+        await notify(session, API_KEYS_CHANNEL, key_revoked(key.key_hash))
+    await session.flush()
+    return len(keys)
+
+
 def key_revoked(key_hash: str) -> str:
     """The notification payload that drops one key (by its hash) from every process's cache."""
     return f"key:{key_hash}"

@@ -35,13 +35,18 @@ async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path
     async with running_api(db, tmp_path, readiness={"bot": _ok}) as api:
         assert (await api.get("/healthz", expect=200)) == {"status": "ok"}
         ready = await api.get("/readyz", expect=200)
-        assert ready == {"status": "ready", "checks": {"database": True, "bot": True}}
+        assert ready == {
+            "status": "ready",
+            "checks": {"database": True, "bot": True},
+            "reasons": {},
+        }
         api.context.readiness_checks = {"bot": _ok, "smtp": _down, "skebby": _hangs}
         api.context.readiness_timeout = 0.05
         async with api.client.get("/readyz") as response:  # public: no key needed
             assert response.status == 503
             body = await response.json()
         assert body["checks"] == {"database": True, "bot": True, "smtp": False, "skebby": False}
+        assert body["reasons"] == {"skebby": "no answer within 0.05s"}
 
 
 async def test_metrics_expose_deliveries_requests_and_queue_depth(

@@ -109,9 +109,7 @@ async def test_a_person_registered_before_a_restart_gets_the_next_broadcast(
 ) -> None:
     """Register in the sandbox, restart `herald run`: the simulated person is still there and
     today's broadcast reaches them."""
-    assert (
-        await herald("recipients", "add", "--name", "Ada", "--phone", "+393331234567")
-    ).code == 0
+    ada = await herald.json("recipients", "add", "--name", "Ada", "--phone", "+393331234567")
     service = _sandbox(tmp_path / "svc", db.url)
     await service.start()
     try:
@@ -129,8 +127,9 @@ async def test_a_person_registered_before_a_restart_gets_the_next_broadcast(
         service = _sandbox(tmp_path / "svc", db.url)
         await service.start()
         control = (await _info(tmp_path / "svc"))["control_url"]
+        to = f"customer:{ada['id']}"
         sent = await herald(
-            "broadcast", "--channel", "telegram", "--to", "customer:1", "--body", "Today",
+            "broadcast", "--channel", "telegram", "--to", to, "--body", "Today",
             "--wait", "--idle-timeout", "20",
         )  # fmt: skip
         assert sent.code == 0, sent
