@@ -39,6 +39,8 @@ class ApiContext:
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     readiness_timeout: float = 2.0
     skebby_status: SkebbyStatus | None = None
+    # Each channel's circuit breaker state ("closed", "open", "half_open"), for /readyz.
+    breaker_states: Callable[[], Mapping[str, str]] | None = None
     default_phone_region: str = "IT"
     # Verified API keys, remembered while revocations can be heard (none by default).
     key_cache: KeyCache = field(default_factory=KeyCache)

@@ -57,6 +57,18 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self._loop_failures = Counter(
+            "herald_loop_failures",
+            "Failed iterations of a background loop (worker, heartbeat, job), by loop.",
+            ["loop"],
+            registry=self.registry,
+        )
+        self._breaker_open = Gauge(
+            "herald_breaker_open",
+            "1 while a channel's circuit breaker holds its sends back (open or probing).",
+            ["channel"],
+            registry=self.registry,
+        )
         self._queue_depth = Gauge(
             "herald_queue_depth",
             "Deliveries pending or in flight, per channel.",
@@ -71,6 +83,12 @@ class Metrics:
         self._deliveries.labels(channel, status).inc()
         if seconds is not None and seconds >= 0:
             self._latency.labels(channel).observe(seconds)
+
+    def loop_failure(self, loop: str) -> None:
+        self._loop_failures.labels(loop).inc()
+
+    def breaker_state(self, channel: str, state: str) -> None:
+        self._breaker_open.labels(channel).set(0 if state == "closed" else 1)
 
     def update_handled(self) -> None:
         self._updates.inc()

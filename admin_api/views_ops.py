@@ -39,6 +39,11 @@ class Readiness(BaseModel):
     reasons: dict[str, str] = Field(
         default_factory=dict, description="Why a check is not ready, when Herald knows."
     )
+    breakers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per channel: closed (sending), open (provider down, paused) or half_open "
+        "(probing). An open breaker does not make the process unready: the API still works.",
+    )
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -80,7 +85,10 @@ async def readyz(request: web.Request) -> web.Response:
     outcome = {name: ok for name, (ok, _) in zip(names, results, strict=True)}
     reasons = {name: why for name, (_, why) in zip(names, results, strict=True) if why}
     ready = all(outcome.values())
-    answer = Readiness(status="ready" if ready else "unready", checks=outcome, reasons=reasons)
+    breakers = dict(ctx.breaker_states()) if ctx.breaker_states is not None else {}
+    answer = Readiness(
+        status="ready" if ready else "unready", checks=outcome, reasons=reasons, breakers=breakers
+    )
     return render(answer, 200 if ready else 503)
 
 

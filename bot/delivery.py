@@ -12,11 +12,12 @@ from collections.abc import Callable, Collection, Mapping
 from bot.context import TelegramEndpoint, telegram_limiter
 from bot.delivery_sms import build_sms_channel
 from bot.settings import Settings
-from channels.base import Channel, DeliveryObserver
+from channels.base import Channel
+from channels.breaker import BreakerConfig
 from channels.clock import Clock
 from channels.composer import Composer
 from channels.composition import ComposerConfig
-from channels.dispatcher import Dispatcher, DispatcherConfig
+from channels.dispatcher import Dispatcher, DispatcherConfig, DispatchObserver
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.storage_channel import StorageChannel
@@ -88,6 +89,13 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
         backoff_base_seconds=settings.dispatch_backoff_base_seconds,
         backoff_max_seconds=settings.dispatch_backoff_max_seconds,
         concurrency=settings.dispatch_concurrency,
+        deadlines={name: settings.delivery_deadline(name) for name in CHANNEL_NAMES},
+        breaker=BreakerConfig(
+            window_seconds=settings.breaker_window_seconds,
+            min_failures=settings.breaker_min_failures,
+            open_seconds=settings.breaker_open_seconds,
+            max_open_seconds=max(settings.breaker_max_open_seconds, settings.breaker_open_seconds),
+        ),
     )
 
 
@@ -115,7 +123,7 @@ def build_dispatcher(
     clock: Clock,
     *,
     recipient_kinds: RecipientKindRegistry | None = None,
-    observer: DeliveryObserver | None = None,
+    observer: DispatchObserver | None = None,
 ) -> Dispatcher:
     return Dispatcher(
         sessions,

@@ -1,23 +1,12 @@
-"""Composition of the SMS side: the Skebby gateway and channel from settings, and the report job.
+"""Composition of the SMS side: the Skebby gateway and channel from settings.
 
-Wiring (in the runner)::
-
-    gateway = build_skebby_gateway(settings)            # None without SKEBBY_USERNAME
-    channels["sms"] = build_sms_channel(settings, gateway)
-    if gateway is not None:
-        scheduler.add_job(sms_report_job, "interval", minutes=1, max_instances=1,
-                          coalesce=True, kwargs=sms_report_job_kwargs(context, gateway))
-
-The channel and the report job share one gateway, hence one Skebby login. The dispatcher closes
+The runner builds one gateway (None without SKEBBY_USERNAME) and hands it to the SMS channel and
+to the delivery-report job (bot/jobs.py), so both share one Skebby login. The dispatcher closes
 the channel, which closes the gateway.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
-from bot.context import HeraldContext
 from bot.settings import Settings
 from channels.base import Channel
 from channels.skebby_channel import SkebbyChannel
@@ -50,14 +39,3 @@ def build_sms_channel(settings: Settings, gateway: SkebbyGateway | None) -> Chan
         truncate=settings.skebby_truncate,
         batch_size=settings.skebby_batch_size,
     )
-
-
-def sms_report_job_kwargs(context: HeraldContext, gateway: SkebbyGateway) -> dict[str, Any]:
-    """Keyword arguments for :func:`channels.sms_reports.sms_report_job`."""
-    return {
-        "sessions": context.sessions,
-        "gateway": gateway,
-        "clock": context.clock,
-        "max_age": timedelta(hours=context.settings.skebby_report_max_age_hours),
-        "batch_limit": 200,
-    }

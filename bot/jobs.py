@@ -1,18 +1,64 @@
 """Periodic work on APScheduler. Every job takes the context explicitly and keeps its state in the
-database, so a restart neither loses nor repeats anything."""
+database, so a restart neither loses nor repeats anything.
+
+A job never raises into the scheduler: a failing run is one log line per failure episode (the
+first failure, then the recovery) and a counter in /metrics, and the next run simply tries again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.context import HeraldContext
+from channels.backoff import FailureEpisode, LoopObserver
 from channels.dispatcher import Dispatcher
+from channels.skebby_gateway import SkebbyGateway
+from channels.sms_reports import sms_report_job
 from persistence.outbox import start_due_scheduled
 from persistence.retention import purge_old_data
 
 log = logging.getLogger(__name__)
+
+SMS_REPORT_BATCH = 200
+
+
+class GuardedJob:
+    """A job function run by the scheduler, with its failures logged once per episode."""
+
+    def __init__(
+        self,
+        name: str,
+        job: Callable[..., Awaitable[object]],
+        every_seconds: float,
+        observer: LoopObserver | None = None,
+    ) -> None:
+        self.name = name
+        self._job = job
+        self.episode = FailureEpisode(
+            f"job {name}",
+            log,
+            observer=observer,
+            cadence=f"at its next run (every {every_seconds:g} s)",
+        )
+
+    async def run(self, *args: Any, **kwargs: Any) -> None:
+        """The scheduled callable: a coroutine function, as APScheduler's asyncio executor
+        needs to await it on the loop (an object with an async ``__call__`` would be sent to a
+        thread and never awaited)."""
+        try:
+            await self._job(*args, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the edge of a job: logged (once per episode), never raised
+            self.episode.failed(exc)
+            return
+        self.episode.recovered()
 
 
 async def rescue_stale_leases(dispatcher: Dispatcher) -> None:
@@ -40,27 +86,42 @@ async def purge_retention(context: HeraldContext) -> None:
         )
 
 
+async def poll_sms_reports(context: HeraldContext, gateway: SkebbyGateway) -> None:
+    await sms_report_job(
+        context.sessions,
+        gateway,
+        context.clock,
+        max_age=timedelta(hours=context.settings.skebby_report_max_age_hours),
+        batch_limit=SMS_REPORT_BATCH,
+    )
+
+
 def schedule_delivery_jobs(
-    scheduler: AsyncIOScheduler, context: HeraldContext, dispatcher: Dispatcher
-) -> None:
+    scheduler: AsyncIOScheduler,
+    context: HeraldContext,
+    dispatcher: Dispatcher,
+    skebby: SkebbyGateway | None = None,
+) -> dict[str, GuardedJob]:
+    """Add the outbox's periodic jobs (and Skebby's delivery reports when configured)."""
     lease = context.settings.dispatch_lease_seconds
-    common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
-    scheduler.add_job(
-        rescue_stale_leases,
-        "interval",
-        seconds=max(1.0, lease / 2),
-        args=[dispatcher],
-        id="rescue-leases",
-        **common,
-    )
-    scheduler.add_job(
-        start_scheduled_messages,
-        "interval",
-        seconds=5,
-        args=[context, dispatcher],
-        id="scheduled-messages",
-        **common,
-    )
-    scheduler.add_job(
-        purge_retention, "interval", hours=6, args=[context], id="retention", **common
-    )
+    jobs: list[tuple[str, Callable[..., Awaitable[object]], float, list[Any]]] = [
+        ("rescue-leases", rescue_stale_leases, max(1.0, lease / 2), [dispatcher]),
+        ("scheduled-messages", start_scheduled_messages, 5.0, [context, dispatcher]),
+        ("retention", purge_retention, 6 * 3600.0, [context]),
+    ]
+    if skebby is not None:
+        jobs.append(("sms-reports", poll_sms_reports, 60.0, [context, skebby]))
+    guarded: dict[str, GuardedJob] = {}
+    for name, function, seconds, args in jobs:
+        job = guarded[name] = GuardedJob(name, function, seconds, context.metrics)
+        scheduler.add_job(
+            job.run,
+            "interval",
+            seconds=seconds,
+            args=args,
+            id=name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=30,
+        )
+    return guarded

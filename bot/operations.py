@@ -8,9 +8,9 @@ from typing import Any
 
 import aiosmtplib
 
-from admin_api.context import ReadinessCheck, SkebbyStatus
+from admin_api.context import NotReadyError, ReadinessCheck, SkebbyStatus
 from bot.handlers.context import HeraldApplication
-from bot.polling_health import PollingHealth
+from bot.polling import CONFLICT, PollingErrors
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
@@ -21,12 +21,14 @@ def readiness_checks(
     telegram: BotApiClient,
     email: EmailChannel,
     skebby: SkebbyGateway | None,
-    *,
-    polling: PollingHealth | None = None,
+    polling: PollingErrors | None = None,
 ) -> Mapping[str, ReadinessCheck]:
-    """One check per part that can be down; sandboxed channels have nothing to check."""
+    """One check per part that can be down; sandboxed channels have nothing to check. The bot
+    is not ready while another process polls with the same token (it gets no updates)."""
 
     async def bot() -> bool:
+        if polling is not None and not polling.receiving:
+            raise NotReadyError(CONFLICT)
         return application.running
 
     async def telegram_api() -> bool:
@@ -37,8 +39,6 @@ def readiness_checks(
         return True
 
     checks: dict[str, ReadinessCheck] = {"bot": bot, "telegram": telegram_api}
-    if polling is not None:
-        checks["polling"] = polling.check
     if email.config is not None:
         checks["smtp"] = _smtp_check(email.config)
     if skebby is not None:

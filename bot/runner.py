@@ -26,11 +26,11 @@ from admin_api.context import ApiContext
 from admin_api.key_cache import KeyCache
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
-from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
+from bot.delivery_sms import build_skebby_gateway
 from bot.handlers.context import HeraldApplication
 from bot.jobs import schedule_delivery_jobs
 from bot.operations import readiness_checks, skebby_status
-from bot.polling_health import PollingHealth
+from bot.polling import PollingErrors
 from bot.sandbox_mode import (
     SandboxInfo,
     remove_sandbox_info,
@@ -45,7 +45,6 @@ from bot.webhook import add_webhook_route, register_webhook
 from channels.composer import Composer
 from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
-from channels.sms_reports import sms_report_job
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
 from persistence.migrate import ensure_schema_current
@@ -80,7 +79,7 @@ class Service:
         self.composer: Composer | None = None
         self.skebby: SkebbyGateway | None = None
         self.http_port: int | None = None
-        self.polling = PollingHealth()
+        self.polling_errors = PollingErrors()
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
         self._stack = AsyncExitStack()
@@ -107,6 +106,7 @@ class Service:
     async def _start_context(self) -> HeraldContext:
         context = HeraldContext.from_settings(self.settings)
         self.context = context
+        self.polling_errors = PollingErrors(context.metrics)
         self._stack.push_async_callback(context.close)
         await ensure_schema_current(context.engine)
         return context
@@ -138,7 +138,7 @@ class Service:
             context.telegram,
             webhook=self.webhook_mode,
             persistence=persistence,
-            polling=None if self.webhook_mode else self.polling,
+            polling=None if self.webhook_mode else self.polling_errors,
         )
         await application.initialize()  # getMe, and the persisted data is loaded here
         self._stack.push_async_callback(application.shutdown)  # flushes persistence
@@ -174,17 +174,7 @@ class Service:
         self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         self.dispatcher = dispatcher
         self.skebby = skebby
-        schedule_delivery_jobs(self.scheduler, context, dispatcher)
-        if skebby is not None:
-            self.scheduler.add_job(
-                sms_report_job,
-                "interval",
-                minutes=1,
-                max_instances=1,
-                coalesce=True,
-                kwargs=sms_report_job_kwargs(context, skebby),
-                id="sms-reports",
-            )
+        schedule_delivery_jobs(self.scheduler, context, dispatcher, skebby)
 
     async def _start_key_cache(self, context: HeraldContext) -> KeyCache:
         """Verified API keys are remembered only where revocations are heard at once: on
@@ -223,9 +213,10 @@ class Service:
                 telegram.client,
                 email,
                 self.skebby,
-                polling=None if self.webhook_mode else self.polling,
+                None if self.webhook_mode else self.polling_errors,
             ),
             skebby_status=skebby_status(self.skebby),
+            breaker_states=self.dispatcher.breaker_states,
             default_phone_region=settings.default_phone_region,
             key_cache=key_cache,
         )
@@ -280,7 +271,7 @@ class Service:
         await updater.start_polling(
             allowed_updates=settings.allowed_updates or Update.ALL_TYPES,
             drop_pending_updates=settings.telegram_drop_pending_updates,
-            error_callback=self.polling.error_callback,  # one line per episode, no tracebacks
+            error_callback=self.polling_errors,
         )
         self._stack.push_async_callback(updater.stop)
         log.info("Telegram bot is polling for updates")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -100,6 +101,17 @@ class Settings(BaseSettings):
     dispatch_backoff_base_seconds: PositiveFloat = 2.0
     dispatch_backoff_max_seconds: PositiveFloat = 600.0
     dispatch_concurrency: int = Field(default=64, ge=1, le=2000)
+    # A delivery still not through this long after it was first due fails with the last reason.
+    delivery_deadline_hours: PositiveFloat = 24.0
+    delivery_deadline_hours_telegram: PositiveFloat | None = None
+    delivery_deadline_hours_email: PositiveFloat | None = None
+    delivery_deadline_hours_sms: PositiveFloat | None = None
+    delivery_deadline_hours_storage: PositiveFloat | None = None
+    # A channel whose provider fails (unreachable, timeouts, 5xx) for most of the window pauses.
+    breaker_window_seconds: PositiveFloat = 10.0
+    breaker_min_failures: PositiveInt = 5
+    breaker_open_seconds: PositiveFloat = 5.0
+    breaker_max_open_seconds: PositiveFloat = 60.0
 
     # --- input limits ---
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
@@ -117,6 +129,10 @@ class Settings(BaseSettings):
         "skebby_password",
         "skebby_sender",
         "telegram_sandbox_port",
+        "delivery_deadline_hours_telegram",
+        "delivery_deadline_hours_email",
+        "delivery_deadline_hours_sms",
+        "delivery_deadline_hours_storage",
         mode="before",
     )
     @classmethod
@@ -161,6 +177,10 @@ class Settings(BaseSettings):
         """TELEGRAM_ALLOWED_UPDATES as a list; None lets the bot layer ask for every type."""
         kinds = [kind.strip() for kind in self.telegram_allowed_updates.split(",")]
         return [kind for kind in kinds if kind] or None
+
+    def delivery_deadline(self, channel: str) -> timedelta:
+        specific = getattr(self, f"delivery_deadline_hours_{channel}", None)
+        return timedelta(hours=specific or self.delivery_deadline_hours)
 
     @property
     def attachments_dir(self) -> Path:

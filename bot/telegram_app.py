@@ -12,7 +12,7 @@ from bot.aiohttp_request import AiohttpRequest
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.handlers import install_handlers, publish_commands
 from bot.handlers.context import HeraldApplication, HeraldCallbackContext
-from bot.polling_health import PollingHealth
+from bot.polling import PollingErrors
 from bot.ptb_rate_limiter import SharedBudgetRateLimiter
 from bot.update_processor import PerChatUpdateProcessor
 from persistence.bot_persistence import DatabasePersistence
@@ -32,7 +32,7 @@ def build_application(
     *,
     webhook: bool,
     persistence: BasePersistence[Any, Any, Any] | None,
-    polling: PollingHealth | None = None,
+    polling: PollingErrors | None = None,
 ) -> HeraldApplication:
     """The Application with every handler installed, not yet initialized.
 
@@ -63,7 +63,7 @@ def build_application(
         .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
         .request(AiohttpRequest(pool_size=CONCURRENT_UPDATES))
         .get_updates_request(
-            AiohttpRequest(pool_size=1, on_status=polling.observe if polling else None)
+            AiohttpRequest(pool_size=1, on_status=polling.answered if polling else None)
         )
     )
     if persistence is not None:

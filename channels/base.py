@@ -70,6 +70,9 @@ class DeliveryResult:
     retry_after: float | None = None  # for RETRY: wait at least this long
     counts_as_attempt: bool = True  # a provider's "slow down" (429) is not the delivery's fault
     new_address: str | None = None  # the provider moved the address (Telegram ChatMigrated)
+    # For RETRY: the provider itself failed (unreachable, timed out, 5xx), not this delivery.
+    # Such retries spend no attempt (the deadline ends them) and feed the channel's breaker.
+    provider_failed: bool = False
 
     @classmethod
     def for_all(
@@ -89,13 +92,17 @@ class DeliveryError(Exception):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Network trouble, timeouts, 5xx: worth another attempt later."""
+    """Worth another attempt later; ``provider_failed`` when the provider itself is down
+    (network trouble, timeouts, 5xx) rather than this one delivery being refused for now."""
 
     outcome = Outcome.RETRY
 
-    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, *, retry_after: float | None = None, provider_failed: bool = False
+    ) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.provider_failed = provider_failed
 
 
 class PermanentDeliveryError(DeliveryError):

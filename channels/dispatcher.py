@@ -1,10 +1,19 @@
 """The dispatcher: the outbox worker that delivers queued messages over the channels.
 
 One worker per channel claims due deliveries in batches under a lease, hands them to the channel
-(grouped per message for batching channels, concurrently for per-recipient ones), and records every
-outcome in bulk: success, retry with exponential backoff and jitter, or a final failure. Delivery
-is at-least-once: a crash leaves rows ``sending`` until their lease expires and the rescue puts
-them back; duplicates are bounded by what was in flight.
+(grouped per message for batching channels, concurrently for per-recipient ones), and records the
+outcomes in bulk as they come in (a slice at a time, so a broadcast's counters move every
+fraction of a second): success, another try later, or a final failure. Delivery is
+at-least-once: a crash leaves rows ``sending`` until their lease expires and the rescue puts them
+back; duplicates are bounded by what was in flight.
+
+Faults do not turn into duplicates or floods:
+- outcomes of a batch that was sent stay in memory and are recorded as soon as the database
+  answers again, while the heartbeat keeps the batch's lease alive, so an outage shorter than the
+  lease sends nothing twice;
+- every loop backs off on errors and logs once per failure episode (``channels/backoff.py``);
+- a channel whose provider is down pauses behind its circuit breaker (``channels/breaker.py``)
+  and probes it one delivery at a time; waiting deliveries spend no attempt.
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol, TypeVar
 
+from channels.backoff import Backoff, FailureEpisode, LoopObserver
 from channels.base import (
     Channel,
     Delivery,
@@ -30,27 +41,26 @@ from channels.base import (
     OutgoingMessage,
     StoredAttachment,
 )
+from channels.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from channels.clock import Clock
+from channels.outcome_policy import OutcomePolicy, RetryPolicy
 from persistence import outbox
 from persistence.database import SessionFactory
-from persistence.models import DeliveryStatus
-from persistence.outbox import ClaimedDelivery, DeliveryUpdate
+from persistence.errors import database_unavailable
+from persistence.outbox import ClaimedDelivery
 from persistence.outgoing import load_outgoing
 from persistence.recipient_kinds import RecipientKindRegistry
 from persistence.registration import flag_blocked_chats, move_chat
 
 log = logging.getLogger(__name__)
 
-# Messages whose content stays in memory between batches (a broadcast is many batches).
-MESSAGE_CACHE_SIZE = 2000
+T = TypeVar("T")
 
-_FINAL_BY_OUTCOME = {
-    Outcome.SUCCESS: DeliveryStatus.SUCCESS,
-    Outcome.UNKNOWN: DeliveryStatus.UNKNOWN,
-    Outcome.FAILED: DeliveryStatus.FAILED,
-    Outcome.INVALID: DeliveryStatus.INVALID,
-    Outcome.BLOCKED: DeliveryStatus.BLOCKED,
-}
+
+class DispatchObserver(DeliveryObserver, LoopObserver, Protocol):
+    """What the service's metrics learn from the dispatcher."""
+
+    def breaker_state(self, channel: str, state: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -63,16 +73,37 @@ class DispatcherConfig:
     concurrency: int = 64
     idle_poll_seconds: float = 1.0
     max_inflight_batches: int = 2
+    # Outcomes are written back in slices of at most this many, or after this long.
+    record_slice: int = 250
+    record_interval_seconds: float = 0.5
+    # Messages whose content stays in memory between batches (a broadcast is many batches).
+    message_cache_size: int = 2000
+    deadlines: Mapping[str, timedelta] = field(default_factory=dict)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    # Back-off of the loops when the database is away: first and longest wait.
+    error_backoff: tuple[float, float] = (1.0, 30.0)
 
     @property
     def in_flight_limit(self) -> int:
         """The most deliveries one worker can have handed out at once (bounds crash duplicates)."""
         return self.batch_size * self.max_inflight_batches
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            deadlines=self.deadlines,
+        )
+
 
 def make_batch_key(message_id: int, first_delivery_id: int, attempt: int) -> str:
     """A provider order id for a batch: ≤ 32 chars of [A-Za-z0-9_.-], the same on a probe."""
     return f"h{message_id}-{first_delivery_id}-{attempt}"[:32]
+
+
+Outcomes = list[tuple[ClaimedDelivery, DeliveryResult]]
 
 
 class Dispatcher:
@@ -86,7 +117,7 @@ class Dispatcher:
         *,
         attachments_root: Path,
         rng: random.Random | None = None,
-        observer: DeliveryObserver | None = None,
+        observer: DispatchObserver | None = None,
     ) -> None:
         self._sessions = sessions
         self.channels = dict(channels)
@@ -96,19 +127,27 @@ class Dispatcher:
         self._attachments_root = attachments_root
         self._observer = observer
         self._rng = rng or random.Random()
+        self._outcomes = OutcomePolicy(config.retry_policy, self._rng)
         self.owner = f"w-{uuid.uuid4().hex[:12]}"
+        self.breakers = {
+            name: CircuitBreaker(name, clock, config.breaker) for name in self.channels
+        }
         self._wake = {name: asyncio.Event() for name in self.channels}
+        self._stop_requested = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._messages: dict[int, OutgoingMessage] = {}
+        self._first_due: dict[int, datetime] = {}
         self._cancelled: set[int] = set()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._stopping = False
         # Keys given to batches in this process, newer than what their rows were claimed with.
         self._sent_keys: dict[int, str] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
-        # Deliveries claimed and not yet recorded. Only these have their lease renewed: if a batch
-        # dies without recording (its task failed), its rows lapse and the rescue returns them.
+        # Deliveries claimed and not yet recorded. Only these have their lease renewed (and the
+        # rescue in this process leaves them alone): if a batch dies without recording (its
+        # task failed), its rows lapse and the rescue returns them.
         self._working: set[int] = set()
+        self._episodes: dict[str, FailureEpisode] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -123,20 +162,37 @@ class Dispatcher:
 
         Whatever is cancelled mid-batch goes back to ``pending`` (or is rescued by the lease)."""
         self._stopping = True
+        self._stop_requested.set()
         self.wake()
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
-            self._heartbeat_task = None
         if self._workers:
             _, unfinished = await asyncio.wait(self._workers, timeout=grace_seconds)
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        if self._heartbeat_task is not None:  # last: batches finishing above keep their leases
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
         for channel in self.channels.values():
             await channel.close()
+
+    def _episode(self, loop: str) -> FailureEpisode:
+        """The failure episode of a loop: one per name, shared by the batches doing that work,
+        so an outage is logged once however many batches wait for it."""
+        episode = self._episodes.get(loop)
+        if episode is None:
+            base, cap = self.config.error_backoff
+            episode = self._episodes[loop] = FailureEpisode(
+                loop, log, backoff=Backoff(base, cap, self._rng), observer=self._observer
+            )
+        return episode
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait out a back-off; a stop request ends the wait (new deliveries do not)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
 
     async def renew_leases(self) -> int:
         if not self._working:
@@ -148,16 +204,24 @@ class Dispatcher:
             )
 
     async def _heartbeat(self) -> None:
-        """Renew this worker's leases well before they expire; a dead worker stops renewing."""
+        """Renew this worker's leases well before they expire; a dead worker stops renewing.
+
+        While the database is away the renewal is retried sooner, so the leases are renewed as
+        soon as it is back (before another process could take the rows over)."""
         interval = self.config.lease_seconds / 3
+        episode = self._episode("delivery lease heartbeat")
+        delay = interval
         while True:
-            await asyncio.sleep(interval)  # a period, not synchronisation
+            await asyncio.sleep(delay)  # a period, not synchronisation
             try:
                 await self.renew_leases()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database is away: the next beat tries again
-                log.exception("could not renew delivery leases")
+            except Exception as exc:  # the database is away: try again soon
+                delay = min(interval, episode.failed(exc))
+                continue
+            episode.recovered()
+            delay = interval
 
     def wake(self, channel: str | None = None) -> None:
         """New deliveries were queued: look now instead of at the next poll."""
@@ -167,7 +231,9 @@ class Dispatcher:
 
     async def rescue(self) -> int:
         async with self._sessions.begin() as session:
-            rescued = await outbox.rescue_expired(session, self._clock())
+            rescued = await outbox.rescue_expired(
+                session, self._clock(), keep_owner=self.owner, keep_ids=sorted(self._working)
+            )
         if rescued:
             log.warning("rescued %d deliveries left in flight by a stopped worker", rescued)
             self.wake()
@@ -180,11 +246,16 @@ class Dispatcher:
             cancelled = await outbox.cancel_message(session, message_id, self._clock())
         return cancelled
 
+    def breaker_states(self) -> dict[str, str]:
+        return {name: breaker.state.value for name, breaker in self.breakers.items()}
+
     # --- the worker --------------------------------------------------------------------------
 
     async def _worker(self, channel: str) -> None:
         inflight: set[asyncio.Task[int]] = set()
         wake = self._wake[channel]
+        breaker = self.breakers[channel]
+        episode = self._episode(f"dispatcher worker for {channel}")
         try:
             while not self._stopping:
                 try:
@@ -192,21 +263,24 @@ class Dispatcher:
                         _, inflight = await asyncio.wait(
                             inflight, return_when=asyncio.FIRST_COMPLETED
                         )
-                    claimed = await self._claim(channel)
+                    limit = breaker.claim_limit(self.config.batch_size)
+                    if limit == 0:  # the provider is down: wait for the next probe
+                        await self._idle(wake, breaker.wait_seconds())
+                        continue
+                    claimed = await self._claim(channel, limit)
+                    episode.recovered()
                     if claimed:
+                        if breaker.state is BreakerState.HALF_OPEN:
+                            breaker.start_probe()
                         task = asyncio.create_task(self._process(channel, claimed))
                         task.add_done_callback(_log_failure)
                         inflight.add(task)
                         continue
-                    wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+                    await self._idle(wake, self.config.idle_poll_seconds)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the database went away, a bug: log, wait, keep working
-                    log.exception("dispatcher worker for %s failed; retrying shortly", channel)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.config.idle_poll_seconds)
+                except Exception as exc:  # the database went away, a bug: back off, go on
+                    await self._pause(episode.failed(exc))
             if inflight:
                 await asyncio.wait(inflight)  # a clean stop finishes what it handed out
         finally:
@@ -214,9 +288,20 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
 
+    async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max(0.01, seconds))
+
     async def run_once(self, channel: str) -> int:
         """Claim and deliver one batch in the foreground; the number of deliveries handled."""
-        claimed = await self._claim(channel)
+        breaker = self.breakers[channel]
+        limit = breaker.claim_limit(self.config.batch_size)
+        if limit == 0:
+            return 0
+        claimed = await self._claim(channel, limit)
+        if claimed and breaker.state is BreakerState.HALF_OPEN:
+            breaker.start_probe()
         return await self._process(channel, claimed) if claimed else 0
 
     async def drain(self, channel: str | None = None) -> int:
@@ -227,13 +312,13 @@ class Dispatcher:
                 total += handled
         return total
 
-    async def _claim(self, channel: str) -> list[ClaimedDelivery]:
+    async def _claim(self, channel: str, limit: int | None = None) -> list[ClaimedDelivery]:
         now = self._clock()
         async with self._sessions.begin() as session:
             claimed = await outbox.claim(
                 session,
                 channel=channel,
-                limit=self.config.batch_size,
+                limit=limit or self.config.batch_size,
                 now=now,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
                 owner=self.owner,
@@ -249,29 +334,42 @@ class Dispatcher:
 
     async def _deliver_and_record(self, channel_name: str, claimed: list[ClaimedDelivery]) -> int:
         channel = self.channels[channel_name]
+        first_due: dict[int, datetime] = {}
+        recorder = _Recorder(
+            lambda outcomes: self._record_until_done(channel_name, first_due, outcomes),
+            self.config.record_slice,
+            self.config.record_interval_seconds,
+        )
         try:
-            messages = await self._load_messages({d.message_id for d in claimed})
+            messages = await self._until_done(
+                f"loading messages for {channel_name}",
+                lambda: self._load_messages({d.message_id for d in claimed}),
+            )
+            first_due.update((i, self._first_due.get(i, self._clock())) for i in messages)
             live = [d for d in claimed if d.message_id not in self._cancelled]
-            results = await asyncio.gather(
-                *(
-                    self._send_group(channel, messages[group[0].message_id], group)
-                    for group in self._group(channel, live)
-                )
-            )
+            cancelled = [d for d in claimed if d.message_id in self._cancelled]
+            recorder.add([(d, _cancelled(d)) for d in cancelled])
+
+            async def send(group: list[ClaimedDelivery]) -> None:
+                message = messages[group[0].message_id]
+                results = await self._send_group(channel, message, group)
+                by_id = {r.delivery_id: r for r in results}
+                recorder.add([(d, _result_for(d, by_id)) for d in group])
+
+            await asyncio.gather(*(send(group) for group in self._group(channel, live)))
+            await recorder.close()
         except asyncio.CancelledError:
-            async with self._sessions.begin() as session:  # shutting down: hand the batch back
-                await outbox.release(
-                    session, owner=self.owner, ids=[d.id for d in claimed], now=self._clock()
-                )
+            # Shutting down: what is known is recorded, the rest is handed back (best effort;
+            # whatever cannot be written is rescued when its lease expires).
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(recorder.close())
+            with contextlib.suppress(Exception):
+                async with self._sessions.begin() as session:
+                    await outbox.release(
+                        session, owner=self.owner, ids=[d.id for d in claimed], now=self._clock()
+                    )
             raise
-        cancelled = [
-            DeliveryUpdate(
-                d.id, DeliveryStatus.CANCELLED, d.attempts - 1, "cancelled before sending"
-            )
-            for d in claimed
-            if d.message_id in self._cancelled
-        ]
-        await self._record(live, [r for group in results for r in group], cancelled)
         return len(claimed)
 
     def _group(
@@ -291,10 +389,13 @@ class Dispatcher:
     async def _send_group(
         self, channel: Channel, message: OutgoingMessage, group: list[ClaimedDelivery]
     ) -> list[DeliveryResult]:
-        if message.id in self._cancelled:
-            return [DeliveryResult(d.id, Outcome.FAILED, "cancelled before sending") for d in group]
         deliveries = [_as_delivery(d) for d in group]
+        breaker = self.breakers[channel.name]
         async with self._semaphore:
+            if message.id in self._cancelled:
+                return DeliveryResult.for_all(deliveries, Outcome.FAILED, detail="cancelled")
+            if not breaker.allows_sending():
+                return _held_back(deliveries, breaker)
             started = time.perf_counter()
             try:
                 if channel.max_batch > 1:
@@ -303,16 +404,43 @@ class Dispatcher:
                     results = await channel.send(message, deliveries)
             except asyncio.CancelledError:
                 raise
+            except _NotStartedError as exc:
+                return _held_back(deliveries, breaker, exc.reason)
             except Exception as exc:  # a channel bug must not lose deliveries: retry them
                 log.exception("channel %s failed on message %s", channel.name, message.id)
                 results = DeliveryResult.for_all(
                     deliveries, Outcome.RETRY, detail=f"internal error: {type(exc).__name__}"
                 )
             per_delivery = (time.perf_counter() - started) / max(1, len(results))
-            if self._observer is not None:
-                for result in results:
-                    self._observer.delivery(channel.name, result.outcome.value, per_delivery)
+            self._observe(channel.name, breaker, results, per_delivery)
             return results
+
+    def _observe(
+        self,
+        channel: str,
+        breaker: CircuitBreaker,
+        results: Sequence[DeliveryResult],
+        seconds: float,
+    ) -> None:
+        before = breaker.state
+        for result in results:
+            breaker.record(result.provider_failed, result.detail)
+            if self._observer is not None:
+                self._observer.delivery(channel, result.outcome.value, seconds)
+        after = breaker.state
+        if after is not before:
+            if after is BreakerState.OPEN and before is BreakerState.CLOSED:
+                log.error(
+                    "%s provider is failing (%s): pausing the channel, probing every %g-%g s",
+                    channel,
+                    breaker.last_failure,
+                    breaker.config.open_seconds,
+                    breaker.config.max_open_seconds,
+                )
+            elif after is BreakerState.CLOSED:
+                log.warning("%s provider answers again: the channel is sending", channel)
+            if self._observer is not None:
+                self._observer.breaker_state(channel, after.value)
 
     async def _send_batch(
         self,
@@ -326,110 +454,74 @@ class Dispatcher:
             if probed is not None:
                 return probed
         key = make_batch_key(message.id, group[0].id, group[0].attempts)
-        async with self._sessions.begin() as session:
-            await outbox.set_batch_key(session, [d.id for d in group], key)
+        try:
+            async with self._sessions.begin() as session:
+                await outbox.set_batch_key(session, [d.id for d in group], key)
+        except Exception as exc:
+            cause = database_unavailable(exc)
+            if cause is None:
+                raise
+            # Without its key on record the batch must not go out: a lost answer could not be
+            # probed for. It waits for the database, unsent.
+            raise _NotStartedError(f"waiting for the database ({cause})") from exc
         self._sent_keys.update((d.id, key) for d in group)
         keyed = [Delivery(**{**d.__dict__, "batch_key": key}) for d in deliveries]
         return await channel.send(message, keyed)
 
     # --- recording ---------------------------------------------------------------------------
 
-    def _backoff(self, attempts: int) -> float:
-        base = self.config.backoff_base_seconds * 2.0 ** max(0, attempts - 1)
-        return min(self.config.backoff_max_seconds, base) * self._rng.uniform(0.5, 1.5)
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` until it works: an unreachable database is waited for (the leases
+        stay alive meanwhile); any other error is a bug and is raised."""
+        episode = self._episode(what)
+        while True:
+            try:
+                result = await attempt()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if database_unavailable(exc) is None and not _is_retryable_conflict(exc):
+                    raise
+                await asyncio.sleep(episode.failed(exc))  # a back-off, not synchronisation
+                continue
+            episode.recovered()
+            return result
 
-    def _update_for(
-        self, delivery: ClaimedDelivery, result: DeliveryResult, now: datetime
-    ) -> DeliveryUpdate:
-        attempts = delivery.attempts if result.counts_as_attempt else delivery.attempts - 1
-        # A batch sent under a new key keeps it, so a lost answer is probed rather than resent.
-        key = self._sent_keys.pop(delivery.id, delivery.batch_key)
-        if (
-            message_cancelled := delivery.message_id in self._cancelled
-            and result.outcome is Outcome.FAILED
-        ):
-            return DeliveryUpdate(
-                delivery.id, DeliveryStatus.CANCELLED, attempts - 1, result.detail
-            )
-        del message_cancelled
-        if result.outcome is Outcome.RETRY:
-            if attempts >= self.config.max_attempts:
-                return DeliveryUpdate(
-                    delivery.id,
-                    DeliveryStatus.FAILED,
-                    attempts,
-                    detail=f"gave up after {attempts} attempts: {result.detail}",
-                    last_error=result.detail,
-                    batch_key=key,
-                )
-            if result.retry_after is not None:  # the provider said when: obey, plus a little spread
-                delay = result.retry_after + self._rng.uniform(0, 0.5)
-            else:
-                delay = self._backoff(attempts)
-            return DeliveryUpdate(
-                delivery.id,
-                DeliveryStatus.PENDING,
-                attempts,
-                detail=f"will retry: {result.detail}",
-                last_error=result.detail,
-                next_attempt_at=now + timedelta(seconds=delay),
-                batch_key=key,
-            )
-        status = _FINAL_BY_OUTCOME[result.outcome]
-        delivered = status in (DeliveryStatus.SUCCESS, DeliveryStatus.UNKNOWN)
-        return DeliveryUpdate(
-            delivery.id,
-            status,
-            attempts,
-            detail=result.detail,
-            last_error=None if delivered else result.detail,
-            provider_id=result.provider_id,
-            sent_number=result.sent_number,
-            sent_at=now if delivered else None,
-            address=result.new_address,
-            next_attempt_at=now,
-            batch_key=key,
+    async def _record_until_done(
+        self, channel: str, first_due: Mapping[int, datetime], outcomes: Outcomes
+    ) -> None:
+        await self._until_done(
+            f"recording {channel} outcomes", lambda: self._record(channel, first_due, outcomes)
         )
 
     async def _record(
-        self,
-        claimed: Sequence[ClaimedDelivery],
-        results: Sequence[DeliveryResult],
-        decided: Sequence[DeliveryUpdate] = (),
+        self, channel: str, first_due: Mapping[int, datetime], outcomes: Outcomes
     ) -> None:
         now = self._clock()
-        by_id = {d.id: d for d in claimed}
         updates = [
-            self._update_for(by_id[r.delivery_id], r, now)
-            for r in results
-            if r.delivery_id in by_id
-        ]
-        missing = by_id.keys() - {r.delivery_id for r in results}
-        updates += [  # a channel that forgot a delivery: retry it rather than lose it
-            self._update_for(
-                by_id[i], DeliveryResult(i, Outcome.RETRY, "no result from channel"), now
+            self._outcomes.update_for(
+                d,
+                r,
+                channel=channel,
+                now=now,
+                first_due=first_due.get(d.message_id, now),
+                # A batch sent under a new key keeps it: a lost answer is probed, not resent.
+                batch_key=self._sent_keys.get(d.id, d.batch_key),
+                cancelled=d.message_id in self._cancelled,
             )
-            for i in missing
+            for d, r in outcomes
         ]
-        updates += decided
-        blocked = [by_id[r.delivery_id] for r in results if r.outcome is Outcome.BLOCKED]
-        migrated = [(by_id[r.delivery_id].address, r.new_address) for r in results if r.new_address]
-        for attempt in range(1, _RECORD_ATTEMPTS + 1):
-            try:
-                async with self._sessions.begin() as session:
-                    touched = await outbox.record(session, owner=self.owner, updates=updates)
-                    await outbox.finish_messages(session, touched, now)
-                    await flag_blocked_chats(session, self._kinds, _chat_ids(blocked))
-                    for old, new in migrated:
-                        if new is not None and _is_chat_id(old):
-                            await move_chat(session, self._kinds, int(old), int(new))
-                return
-            except Exception as exc:
-                # The outcomes are known: losing them would mean sending again after the lease
-                # lapses. A deadlock victim or a serialization failure succeeds when retried.
-                if attempt == _RECORD_ATTEMPTS or not _is_retryable_conflict(exc):
-                    raise
-                log.warning("recording %d outcomes hit %s; retrying", len(updates), exc)
+        blocked = [d for d, r in outcomes if r.outcome is Outcome.BLOCKED]
+        migrated = [(d.address, r.new_address) for d, r in outcomes if r.new_address]
+        async with self._sessions.begin() as session:
+            touched = await outbox.record(session, owner=self.owner, updates=updates)
+            await outbox.finish_messages(session, touched, now)
+            await flag_blocked_chats(session, self._kinds, _chat_ids(blocked))
+            for old, new in migrated:
+                if new is not None and _is_chat_id(old):
+                    await move_chat(session, self._kinds, int(old), int(new))
+        for delivery, _ in outcomes:
+            self._sent_keys.pop(delivery.id, None)
 
     # --- message data ------------------------------------------------------------------------
 
@@ -438,10 +530,11 @@ class Dispatcher:
         async with self._sessions() as session:
             self._cancelled |= await outbox.cancelled_among(session, ids)
             rows = await load_outgoing(session, missing)
-        if len(self._messages) + len(rows) > MESSAGE_CACHE_SIZE:
+        if len(self._messages) + len(rows) > self.config.message_cache_size:
             # Forget messages no batch in hand needs; the ones asked for now stay.
             for message_id in [i for i in self._messages if i not in ids]:
                 del self._messages[message_id]
+                self._first_due.pop(message_id, None)
         root = self._attachments_root
         for row in rows:
             self._messages[row.id] = OutgoingMessage(
@@ -458,10 +551,96 @@ class Dispatcher:
                 ),
                 extra=row.extra,
             )
+            self._first_due[row.id] = row.first_due_at
         return {i: self._messages[i] for i in ids}
 
 
-_RECORD_ATTEMPTS = 3
+class _NotStartedError(Exception):
+    """A delivery could not start (its batch key could not be written); nothing was sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Recorder:
+    """Writes a batch's outcomes as they come in: a slice at a time, or after a short while,
+    one write at a time, in the background of the sends."""
+
+    def __init__(
+        self,
+        write: Callable[[Outcomes], Awaitable[None]],
+        slice_size: int,
+        interval: float,
+    ) -> None:
+        self._write = write
+        self._slice = slice_size
+        self._interval = interval
+        self._pending: Outcomes = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, outcomes: Outcomes) -> None:
+        if not outcomes:
+            return
+        self._pending.extend(outcomes)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        if len(self._pending) >= self._slice:
+            self._ready.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), self._interval)
+            self._ready.clear()
+            while self._pending:
+                outcomes, self._pending = self._pending[: self._slice], self._pending[self._slice :]
+                await self._write(outcomes)
+                if not self._closing and len(self._pending) < self._slice:
+                    break
+            if self._closing and not self._pending:
+                return
+
+    async def close(self) -> None:
+        """Wait until every outcome added so far is written."""
+        self._closing = True
+        self._ready.set()
+        if self._task is not None:
+            await self._task
+        elif self._pending:
+            await self._write(self._pending)
+            self._pending = []
+
+
+def _cancelled(delivery: ClaimedDelivery) -> DeliveryResult:
+    return DeliveryResult(delivery.id, Outcome.FAILED, "cancelled before sending")
+
+
+def _held_back(
+    deliveries: Sequence[Delivery], breaker: CircuitBreaker, reason: str = ""
+) -> list[DeliveryResult]:
+    """Deliveries that were not sent: back to pending, no attempt spent."""
+    wait = breaker.wait_seconds()
+    detail = reason or f"not sent: the provider is unavailable ({breaker.last_failure})"
+    return DeliveryResult.for_all(
+        deliveries,
+        Outcome.RETRY,
+        detail=detail,
+        retry_after=wait if wait > 0 else 1.0,
+        counts_as_attempt=False,
+    )
+
+
+def _result_for(delivery: ClaimedDelivery, by_id: Mapping[int, DeliveryResult]) -> DeliveryResult:
+    found = by_id.get(delivery.id)
+    if found is not None:
+        return found
+    # A channel that forgot a delivery: retry it rather than lose it.
+    return DeliveryResult(delivery.id, Outcome.RETRY, "no result from channel")
+
+
 _CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 

@@ -199,7 +199,10 @@ class SkebbyChannel:
         if exc.transient or probing:
             what = "order lookup" if probing else "send"
             return DeliveryResult.for_all(
-                deliveries, Outcome.RETRY, detail=f"Skebby {what} failed: {exc}"
+                deliveries,
+                Outcome.RETRY,
+                detail=f"Skebby {what} failed: {exc}",
+                provider_failed=exc.transient,
             )
         if isinstance(exc, SkebbyBadRequestError):
             return self._bad_request(deliveries, exc)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Outcome
+from channels.clock import Clock
 from channels.skebby_channel import outcome_of_state, same_number
 from channels.skebby_gateway import (
     OrderStatus,
@@ -39,7 +40,6 @@ from persistence.models import DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 CHANNEL = "sms"
 MIN_POLL_SECONDS = 60.0
 MAX_POLL_SECONDS = 3600.0

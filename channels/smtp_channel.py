@@ -263,7 +263,9 @@ class EmailChannel:
             return _response_result(delivery, exc.code, exc.message, recipient=False)
         except (ConnectionError, TimeoutError, OSError) as exc:
             # Disconnections, timeouts, refused connections: the server may be back later.
-            return DeliveryResult(delivery.id, Outcome.RETRY, detail=f"SMTP unavailable: {exc}")
+            return DeliveryResult(
+                delivery.id, Outcome.RETRY, detail=f"SMTP unavailable: {exc}", provider_failed=True
+            )
         except aiosmtplib.SMTPException as exc:
             # The server lacks what the settings require (STARTTLS, AUTH, SMTPUTF8). Never
             # downgrade to plain text or anonymous sending; someone must fix the configuration.
@@ -318,7 +320,13 @@ def _response_result(
     """Map an SMTP reply code: 4xx try again, 5xx on RCPT the address, other 5xx permanent."""
     detail = f"{code} {reply}".strip()
     if 400 <= code < 500:
-        return DeliveryResult(delivery.id, Outcome.RETRY, detail=f"SMTP temporary error: {detail}")
+        # 421: the server is shutting down or overloaded, which is not this recipient's doing.
+        return DeliveryResult(
+            delivery.id,
+            Outcome.RETRY,
+            detail=f"SMTP temporary error: {detail}",
+            provider_failed=code == 421,
+        )
     if recipient:
         return DeliveryResult(delivery.id, Outcome.INVALID, detail=f"recipient refused: {detail}")
     return DeliveryResult(delivery.id, Outcome.FAILED, detail=f"SMTP refused: {detail}")

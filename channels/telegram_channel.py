@@ -90,9 +90,14 @@ class TelegramChannel:
                     counts_as_attempt=False,
                 )
             error = classify_api_error(exc)
-            return DeliveryResult(delivery.id, error.outcome, error.detail)
+            return DeliveryResult(
+                delivery.id,
+                error.outcome,
+                error.detail,
+                provider_failed=isinstance(error, TransientDeliveryError) and error.provider_failed,
+            )
         except BotApiUnavailableError as exc:
-            return DeliveryResult(delivery.id, Outcome.RETRY, str(exc))
+            return DeliveryResult(delivery.id, Outcome.RETRY, str(exc), provider_failed=True)
         detail = f"delivered in {len(ids)} message(s)"
         if moved_to is not None:
             detail += f" to migrated chat {moved_to}"
@@ -155,5 +160,9 @@ def classify_api_error(exc: BotApiError) -> TransientDeliveryError | PermanentDe
         return PermanentDeliveryError(text)
     if exc.code in (401, 404):
         # Our configuration, not the recipient: keep the delivery until the token is fixed.
-        return TransientDeliveryError(f"the bot token was refused by Telegram ({exc.code})")
-    return TransientDeliveryError(f"Telegram error {exc.code}: {text}")
+        return TransientDeliveryError(
+            f"the bot token was refused by Telegram ({exc.code})", provider_failed=True
+        )
+    return TransientDeliveryError(
+        f"Telegram error {exc.code}: {text}", provider_failed=exc.code >= 500
+    )

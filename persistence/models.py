@@ -80,7 +80,8 @@ class MessageStatus(enum.StrEnum):
     """Lifecycle of a whole broadcast on one channel."""
 
     SCHEDULED = "scheduled"  # waiting for send_at
-    QUEUED = "queued"  # deliveries pending or in flight
+    QUEUED = "queued"  # waiting for its first delivery to be handed out
+    SENDING = "sending"  # being delivered: some deliveries were handed to the provider
     DONE = "done"  # every delivery reached a final status
     CANCELLED = "cancelled"
     RECEIVED = "received"  # inbound message

@@ -30,6 +30,8 @@ from persistence.models import (
 
 MR = MessageRecipient
 IN_FLIGHT = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
+# A message whose deliveries are not all final yet.
+OPEN_MESSAGE_STATUSES = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,13 @@ async def claim(
     ).all()
     claimed = sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: d.id)
     per_message = Counter(d.message_id for d in claimed)
+    if per_message:  # the first claim of a message says it is being delivered
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(list(per_message)), Message.status == MessageStatus.QUEUED)
+            .values(status=MessageStatus.SENDING)
+            .execution_options(synchronize_session=False)
+        )
     deltas: dict[tuple[int, str], int] = {}
     for message_id, count in per_message.items():
         deltas[(message_id, DeliveryStatus.PENDING)] = -count
@@ -299,7 +308,7 @@ async def finish_messages(session: AsyncSession, message_ids: Iterable[int], now
         update(Message)
         .where(
             Message.id.in_(ids),
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SCHEDULED]),
+            Message.status.in_(OPEN_MESSAGE_STATUSES),
             ~busy,
         )
         .values(status=MessageStatus.DONE, finished_at=now)
@@ -342,13 +351,24 @@ async def _move(
     await add_to_counters(session, deltas)
 
 
-async def rescue_expired(session: AsyncSession, now: datetime) -> int:
+async def rescue_expired(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    keep_owner: str | None = None,
+    keep_ids: Sequence[int] = (),
+) -> int:
     """Deliveries whose worker died (lease expired while ``sending``) go back to ``pending``.
 
-    Their ``batch_key`` stays, so a batching channel first asks its provider whether that batch
-    was accepted before sending it again.
+    ``keep_ids`` of ``keep_owner`` stay: the calling worker is alive and still holds their
+    outcomes (it could not renew their leases while the database was away). Their
+    ``batch_key`` stays, so a batching channel first asks its provider whether that batch was
+    accepted before sending it again.
     """
     expired = select(MR.id).where(MR.status == DeliveryStatus.SENDING, MR.lease_expires_at < now)
+    if keep_owner is not None and keep_ids:
+        mine = MR.lease_owner == keep_owner
+        expired = expired.where(~(mine & MR.id.in_(list(keep_ids))))
     dialect = session.get_bind().dialect.name
     rows = (
         await session.execute(
@@ -374,7 +394,7 @@ async def cancel_message(session: AsyncSession, message_id: int, now: datetime) 
         update(Message)
         .where(
             Message.id == message_id,
-            Message.status.in_([MessageStatus.QUEUED, MessageStatus.SCHEDULED]),
+            Message.status.in_(OPEN_MESSAGE_STATUSES),
         )
         .values(status=MessageStatus.CANCELLED, finished_at=now)
         .execution_options(synchronize_session=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ class OutgoingRow:
     body_html: str | None
     extra: dict[str, Any]
     attachments: tuple[AttachmentRecord, ...]
+    first_due_at: datetime  # when its deliveries were first due: created, or scheduled for
 
 
 async def load_outgoing(session: AsyncSession, message_ids: Collection[int]) -> list[OutgoingRow]:
@@ -57,9 +59,20 @@ async def load_outgoing(session: AsyncSession, message_ids: Collection[int]) -> 
             Message.body,
             Message.body_html,
             Message.extra,
+            Message.created_at,
+            Message.send_at,
         ).where(Message.id.in_(ids))
     )
     return [
-        OutgoingRow(m_id, channel, subject, body, html, dict(extra or {}), tuple(files[m_id]))
-        for m_id, channel, subject, body, html, extra in rows
+        OutgoingRow(
+            m_id,
+            channel,
+            subject,
+            body,
+            html,
+            dict(extra or {}),
+            tuple(files[m_id]),
+            max(created_at, send_at) if send_at is not None else created_at,
+        )
+        for m_id, channel, subject, body, html, extra, created_at, send_at in rows
     ]

@@ -51,16 +51,32 @@ async def make_subject(sessions: SessionFactory, **fields: Any) -> ExternalSubje
 
 
 class FakeClock:
-    """A wall clock that moves only when the test says so."""
+    """A wall clock that moves only when the test says so (or, made with ``real()``, the wall
+    clock itself, for tests whose workers run in real time)."""
 
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC)
+    def __init__(self, start: datetime | None = None, *, real: bool = False) -> None:
+        self._now = start or datetime.now(UTC)
+        self._real = real
+
+    @classmethod
+    def real(cls) -> FakeClock:
+        return cls(real=True)
+
+    @property
+    def now(self) -> datetime:
+        return datetime.now(UTC) if self._real else self._now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        assert not self._real, "the real clock cannot be set"
+        self._now = value
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        assert not self._real, "the real clock moves by itself"
+        self._now += timedelta(seconds=seconds)
 
 
 class EpochClock:

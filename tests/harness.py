@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from bot.delivery import build_channels, build_composer, build_dispatcher
 from channels.base import Channel
 from channels.composer import Composer
 from channels.composition import ComposeRequest
-from channels.dispatcher import Dispatcher
+from channels.dispatcher import Dispatcher, DispatchObserver
 from channels.telegram_rate_limit import TelegramRateLimiter
+from persistence import outbox
 from persistence.models import Message, MessageRecipient, User
-from persistence.outbox import read_counters
+from persistence.outbox import ClaimedDelivery, read_counters
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.conftest import Database
 from tests.factories import FakeClock, delivery_settings, make_user
@@ -42,6 +44,19 @@ class Pipeline:
 
     async def send(self, **fields: Any) -> dict[str, Any]:
         return await self.composer.send(self.user, self.request(**fields))
+
+    async def claim_as_dead_worker(self, channel: str) -> list[ClaimedDelivery]:
+        """Claim a batch as another worker would just before its process died."""
+        now = self.clock()
+        async with self.db.sessions.begin() as session:
+            return await outbox.claim(
+                session,
+                channel=channel,
+                limit=self.dispatcher.config.batch_size,
+                now=now,
+                lease_until=now + timedelta(seconds=self.dispatcher.config.lease_seconds),
+                owner="w-died",
+            )
 
     async def deliveries(self, message_id: int) -> list[MessageRecipient]:
         async with self.db.sessions() as session:
@@ -75,8 +90,13 @@ async def pipeline(
     channels: Mapping[str, Channel] | None = None,
     costs: Mapping[str, Decimal] | None = None,
     superuser: bool = True,
+    clock: FakeClock | None = None,
+    observer: DispatchObserver | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Pipeline]:
-    clock = FakeClock()
+    """``clock`` defaults to a FakeClock that moves only when the test says; pass
+    ``FakeClock.real()`` for a pipeline whose workers run on wall-clock time."""
+    clock = clock or FakeClock()
     limiter = TelegramRateLimiter(rate, per_chat_interval=0.0)
     endpoint = TelegramEndpoint(sim.token, sim.base_url, sim.base_file_url, sandbox=True)
     cost = {f"cost_{name}": value for name, value in (costs or {}).items()}
@@ -88,6 +108,7 @@ async def pipeline(
         dispatch_lease_seconds=30,
         dispatch_concurrency=32,
         **{"cost_telegram": 0, "cost_email": 0, "cost_sms": 0, "cost_storage": 0, **cost},
+        **settings_overrides,
     )
     all_channels: dict[str, Channel] = {
         **build_channels(
@@ -95,7 +116,7 @@ async def pipeline(
         ),
         **(channels or {}),
     }
-    dispatcher = build_dispatcher(settings, db.sessions, all_channels, clock)
+    dispatcher = build_dispatcher(settings, db.sessions, all_channels, clock, observer=observer)
     composer = build_composer(settings, db.sessions, clock, on_enqueued=dispatcher.wake)
     user = await make_user(db.sessions, superuser=superuser)
     try:

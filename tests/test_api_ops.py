@@ -39,7 +39,11 @@ async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path
             "status": "ready",
             "checks": {"database": True, "bot": True},
             "reasons": {},
+            "breakers": {},
         }
+        api.context.breaker_states = lambda: {"telegram": "open", "email": "closed"}
+        ready = await api.get("/readyz", expect=200)  # a provider outage is not ours: still ready
+        assert ready["breakers"] == {"telegram": "open", "email": "closed"}
         api.context.readiness_checks = {"bot": _ok, "smtp": _down, "skebby": _hangs}
         api.context.readiness_timeout = 0.05
         async with api.client.get("/readyz") as response:  # public: no key needed

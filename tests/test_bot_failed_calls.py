@@ -73,12 +73,12 @@ async def test_two_processes_polling_one_bot_are_reported_once_and_unready(
             what="several rounds of conflicting polls",
         )
         status, body = await _readiness(first.port)
-        assert status == 503 and body["checks"]["polling"] is False
-        assert "409 Conflict" in body["reasons"]["polling"]
+        assert status == 503 and body["checks"]["bot"] is False
+        assert "409 Conflict" in body["reasons"]["bot"]
         for service in (first, second):
             conflicts = [line for line in service.log if "409 Conflict" in line]
             assert len(conflicts) == 1, service.log_tail()
-            assert "ERROR" in conflicts[0] and "only one `herald run` may poll" in conflicts[0]
+            assert "ERROR" in conflicts[0] and "run one poller per token" in conflicts[0]
             assert not any("Traceback" in line for line in service.log), service.log_tail()
         assert await second.terminate() == 0
         await wait_until(lambda: _ready(first.port), within=45, what="the first recovers")

@@ -97,10 +97,11 @@ async def test_attachments_arrive_as_photo_and_document(
         assert photo.file.name == "photo.png"
 
 
-async def test_transient_errors_retry_with_backoff_then_succeed(
+async def test_a_provider_error_retries_later_without_spending_an_attempt(
     db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
 ) -> None:
-    """A 502 puts the delivery back with a later attempt time; it succeeds on the retry."""
+    """A 502 puts the delivery back with a later attempt time and no attempt spent; it succeeds
+    on the retry."""
     async with pipeline(db, telegram_sim, tmp_path) as p:
         (cid,) = await _linked(db, telegram_sim, 1)
         telegram_sim.fail_next("sendMessage", error_code=502, description="Bad Gateway")
@@ -108,24 +109,25 @@ async def test_transient_errors_retry_with_backoff_then_succeed(
         message_id = answer.messages[0].id
         await p.dispatcher.drain()
         (row,) = await p.deliveries(message_id)
-        assert row.status == DeliveryStatus.PENDING and row.attempts == 1
+        assert row.status == DeliveryStatus.PENDING and row.attempts == 0
         assert row.next_attempt_at is not None and row.next_attempt_at > p.clock.now
-        assert row.last_error
+        assert row.last_error and "502" in row.last_error
         assert await p.dispatcher.drain() == 0  # not due yet
         p.clock.advance(3600)
         assert await p.dispatcher.drain() == 1
         (row,) = await p.deliveries(message_id)
-        assert row.status == DeliveryStatus.SUCCESS and row.attempts == 2
+        assert row.status == DeliveryStatus.SUCCESS and row.attempts == 1
         assert len(telegram_sim.messages_to(CHAT_BASE)) == 1
 
 
-async def test_retries_stop_after_max_attempts_with_the_reason(
+async def test_other_transient_errors_stop_after_max_attempts_with_the_reason(
     db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
 ) -> None:
-    """After the last attempt the delivery is failed and says why; the message is done."""
+    """An unexpected error that is not an outage spends attempts; after the last one the
+    delivery is failed and says why, and the message is done."""
     async with pipeline(db, telegram_sim, tmp_path, max_attempts=3) as p:
         (cid,) = await _linked(db, telegram_sim, 1)
-        telegram_sim.fail_next("sendMessage", error_code=500, description="Internal", count=10)
+        telegram_sim.fail_next("sendMessage", error_code=409, description="Conflict", count=10)
         answer = await p.send(recipients={"customer": [cid]})
         message_id = answer.messages[0].id
         for _ in range(3):
@@ -135,6 +137,29 @@ async def test_retries_stop_after_max_attempts_with_the_reason(
         assert row.status == DeliveryStatus.FAILED and row.attempts == 3
         assert "gave up after 3 attempts" in row.status_detail
         assert await p.counters(message_id) == {"failed": 1}
+        assert (await p.message(message_id)).status == MessageStatus.DONE
+
+
+async def test_an_outage_ends_a_delivery_only_at_its_deadline(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """A provider failing for hours spends no attempts; the delivery fails only once it is
+    24 hours past due, with the provider's last answer as the reason."""
+    async with pipeline(db, telegram_sim, tmp_path, max_attempts=3) as p:
+        (cid,) = await _linked(db, telegram_sim, 1)
+        telegram_sim.fail_next("sendMessage", error_code=500, description="Internal", count=100)
+        answer = await p.send(recipients={"customer": [cid]})
+        message_id = answer.messages[0].id
+        for _ in range(10):  # ten tries over 20 hours: still waiting
+            await p.dispatcher.drain()
+            p.clock.advance(2 * 3600)
+        (row,) = await p.deliveries(message_id)
+        assert row.status == DeliveryStatus.PENDING and row.attempts == 0
+        p.clock.advance(4 * 3600)
+        await p.dispatcher.drain()
+        (row,) = await p.deliveries(message_id)
+        assert row.status == DeliveryStatus.FAILED
+        assert "gave up after 24 h" in row.status_detail and "500" in row.status_detail
         assert (await p.message(message_id)).status == MessageStatus.DONE
 
 
@@ -265,7 +290,7 @@ async def test_deliveries_of_a_crashed_worker_are_rescued(
         ids = await _linked(db, telegram_sim, 4)
         answer = await p.send(recipients={"customer": ids})
         message_id = answer.messages[0].id
-        await p.dispatcher._claim("telegram")  # claimed, then the worker "dies"
+        await p.claim_as_dead_worker("telegram")
         assert await p.counters(message_id) == {"sending": 4}
         assert await p.dispatcher.rescue() == 0  # lease still valid
         p.clock.advance(31)
@@ -354,7 +379,7 @@ async def test_rescue_skips_deliveries_another_transaction_is_writing(
     async with pipeline(db, telegram_sim, tmp_path, batch_size=10) as p:
         ids = await _linked(db, telegram_sim, 3)
         await p.send(recipients={"customer": ids})
-        claimed = await p.dispatcher._claim("telegram")
+        claimed = await p.claim_as_dead_worker("telegram")
         p.clock.advance(31)
         async with db.sessions.begin() as writing:
             await writing.execute(

@@ -311,7 +311,7 @@ async def test_crash_after_skebby_accepted_is_probed_after_rescue(
     """A worker dying right after Skebby took the batch: the rescue probes and does not resend."""
     async with sms_pipeline(db, telegram_sim, tmp_path, skebby) as (p, sms):
         message_id = await send_sms(p, await with_mobiles(db, 3))
-        claimed = await p.dispatcher._claim("sms")
+        claimed = await p.claim_as_dead_worker("sms")
         message = (await p.dispatcher._load_messages({message_id}))[message_id]
         key = "h-crash-1"
         async with db.sessions.begin() as session:
@@ -336,7 +336,7 @@ async def test_crash_before_skebby_got_the_batch_resends_it(
     """A worker dying before its request reached Skebby: the probe's 404 lets it go out."""
     async with sms_pipeline(db, telegram_sim, tmp_path, skebby) as (p, _):
         message_id = await send_sms(p, await with_mobiles(db, 3))
-        claimed = await p.dispatcher._claim("sms")
+        claimed = await p.claim_as_dead_worker("sms")
         async with db.sessions.begin() as session:
             await outbox.set_batch_key(session, [d.id for d in claimed], "h-never-sent")
         p.clock.advance(31)
