@@ -2,7 +2,7 @@
 
 They import nothing from Herald, bind to 127.0.0.1 (port 0 picks a free port) and run in the
 test's event loop or in their own process: ``python -m sandbox.serve telegram|skebby`` prints
-``READY <base url>`` and serves until SIGTERM.
+``READY <base url>`` and ``CONTROL <control API url>`` and serves until SIGTERM.
 
 **Telegram Bot API** (``sandbox.telegram_simulator.TelegramSimulator``). The Bot API at
 ``/bot{token}/{method}`` for an unmodified python-telegram-bot (``base_url=sim.base_url``):

@@ -1,8 +1,8 @@
 """Run a simulator in its own process: ``python -m sandbox.serve telegram --users 1000:5000``.
 
 Benchmarks and crash tests use this so the simulator does not share a CPU core's event loop with
-the process it measures. It prints ``READY <base url>`` once listening (then, for Telegram,
-``CONTROL <control url>``) and runs until SIGTERM/SIGINT. ``--state FILE`` keeps the Telegram
+the process it measures. It prints ``READY <base url>`` once listening, then
+``CONTROL <control API url>``, and runs until SIGTERM/SIGINT. ``--state FILE`` keeps the Telegram
 simulator's people and chats across runs.
 """
 
@@ -43,9 +43,7 @@ async def _serve(args: argparse.Namespace) -> None:
     else:
         simulator = SkebbySimulator()
     await simulator.start(args.host, args.port)
-    sys.stdout.write(f"READY {simulator.base_url}\n")
-    if isinstance(simulator, TelegramSimulator):
-        sys.stdout.write(f"CONTROL {simulator.control_url}\n")
+    sys.stdout.write(f"READY {simulator.base_url}\nCONTROL {simulator.control_url}\n")
     sys.stdout.flush()
     try:
         await stop.wait()

@@ -13,17 +13,22 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
+import telegram
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.skebby_gateway import SkebbyGateway
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.migrate import upgrade
 from persistence.models import Base
+from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.cli_support import Herald, configure
+from tests.factories import EpochClock
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -135,3 +140,37 @@ def herald(
     """The real ``herald`` command line on the test database (both backends, through ``db``)."""
     configure(monkeypatch, db.url, tmp_path / "data")
     return Herald(capsys)
+
+
+@pytest.fixture
+async def telegram_bot(telegram_sim: TelegramSimulator) -> AsyncIterator[telegram.Bot]:
+    """A python-telegram-bot ``Bot`` talking to ``telegram_sim``."""
+    async with telegram.Bot(telegram_sim.token, base_url=telegram_sim.base_url) as bot:
+        yield bot
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp client, for calls made the way another program would make them."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def epoch_clock() -> EpochClock:
+    """A ``time.time``-style clock that moves only when the test moves it."""
+    return EpochClock()
+
+
+@pytest.fixture
+async def skebby_sim(epoch_clock: EpochClock) -> AsyncIterator[SkebbySimulator]:
+    """The Skebby simulator with 1000 credits per message type, on ``epoch_clock``."""
+    async with SkebbySimulator(credits=1000, clock=epoch_clock) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def skebby_gateway(skebby_sim: SkebbySimulator) -> AsyncIterator[SkebbyGateway]:
+    """A Skebby client logged in to ``skebby_sim`` on first use."""
+    async with SkebbyGateway(skebby_sim.base_url, "sandbox", "sandbox", timeout=5) as gateway:
+        yield gateway

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,84 +21,69 @@ ANNA = "+393471234567"
 BRUNO = "+393471234568"
 
 
-@pytest.fixture
-def clock() -> EpochClock:
-    return EpochClock()
-
-
-@pytest.fixture
-async def sim(clock: EpochClock) -> AsyncIterator[SkebbySimulator]:
-    async with SkebbySimulator(credits=1000, clock=clock) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def gateway(sim: SkebbySimulator) -> AsyncIterator[SkebbyGateway]:
-    async with SkebbyGateway(sim.base_url, "sandbox", "sandbox", timeout=5) as client:
-        yield client
-
-
 async def test_fragments_are_counted_on_each_rendered_text(
-    sim: SkebbySimulator, gateway: SkebbyGateway
+    skebby_sim: SkebbySimulator, skebby_gateway: SkebbyGateway
 ) -> None:
     """A long value makes only that recipient's SMS two fragments; the bill adds them up."""
-    result = await gateway.send_parametric_sms(
+    result = await skebby_gateway.send_parametric_sms(
         "Dear ${name}, ${note}",
         {ANNA: {"name": "Anna", "note": "ok"}, BRUNO: {"name": "Bruno", "note": "x" * 160}},
         message_type="GP",
         order_id="param-fragments",
     )
     assert result.total_sent == 3 and result.remaining_credits == 997
-    recipients = sim.orders["param-fragments"].recipients
+    recipients = skebby_sim.orders["param-fragments"].recipients
     assert recipients[ANNA].message == "Dear Anna, ok" and recipients[ANNA].fragments == 1
     assert recipients[BRUNO].fragments == 2
 
 
-async def test_order_states_per_recipient(sim: SkebbySimulator, gateway: SkebbyGateway) -> None:
+async def test_order_states_per_recipient(
+    skebby_sim: SkebbySimulator, skebby_gateway: SkebbyGateway
+) -> None:
     """A parametric order is followed like any order: per recipient, to delivery or failure."""
-    sim.blacklist_number(BRUNO)
-    sim.set_outcome(ANNA, "DLVRD")
-    await gateway.send_parametric_sms(
+    skebby_sim.blacklist_number(BRUNO)
+    skebby_sim.set_outcome(ANNA, "DLVRD")
+    await skebby_gateway.send_parametric_sms(
         "Hi ${name}",
         {ANNA: {"name": "Anna"}, BRUNO: {"name": "Bruno"}},
         message_type="GP",
         order_id="param-states",
     )
-    first = await gateway.get_order_state("param-states")
+    first = await skebby_gateway.get_order_state("param-states")
     assert first.state_of(ANNA) is OrderState.WAITING
     assert first.state_of(BRUNO) is OrderState.BLACKLISTED
-    sim.advance("param-states")
-    assert (await gateway.get_order_state("param-states")).is_final
-    assert sim.credits["GP"] == 999  # the blacklisted recipient was not billed
+    skebby_sim.advance("param-states")
+    assert (await skebby_gateway.get_order_state("param-states")).is_final
+    assert skebby_sim.credits["GP"] == 999  # the blacklisted recipient was not billed
 
 
-async def test_order_id_rules_are_shared_with_sms(gateway: SkebbyGateway) -> None:
+async def test_order_id_rules_are_shared_with_sms(skebby_gateway: SkebbyGateway) -> None:
     """An order id used by an sms cannot be reused by a paramsms, and the reverse."""
-    await gateway.send_sms("Hi", [ANNA], message_type="GP", order_id="shared-id")
+    await skebby_gateway.send_sms("Hi", [ANNA], message_type="GP", order_id="shared-id")
     with pytest.raises(SkebbyBadRequestError, match="already been used"):
-        await gateway.send_parametric_sms(
+        await skebby_gateway.send_parametric_sms(
             "Hi ${n}", {ANNA: {"n": "A"}}, message_type="GP", order_id="shared-id"
         )
 
 
 async def test_scheduled_parametric_send_can_be_cancelled(
-    sim: SkebbySimulator, gateway: SkebbyGateway, clock: EpochClock
+    skebby_sim: SkebbySimulator, skebby_gateway: SkebbyGateway, epoch_clock: EpochClock
 ) -> None:
     """A scheduled parametric send is SCHEDULED, refunded when deleted, then unknown."""
-    when = datetime.fromtimestamp(clock.now, tz=UTC) + timedelta(hours=1)
-    await gateway.send_parametric_sms(
+    when = datetime.fromtimestamp(epoch_clock.now, tz=UTC) + timedelta(hours=1)
+    await skebby_gateway.send_parametric_sms(
         "Later ${n}",
         {ANNA: {"n": "A"}},
         message_type="GP",
         order_id="param-later",
         scheduled_delivery_time=when,
     )
-    status = await gateway.get_order_state("param-later")
+    status = await skebby_gateway.get_order_state("param-later")
     assert status.state_of(ANNA) is OrderState.SCHEDULED
-    await gateway.delete_scheduled("param-later")
-    assert sim.credits["GP"] == 1000
+    await skebby_gateway.delete_scheduled("param-later")
+    assert skebby_sim.credits["GP"] == 1000
     with pytest.raises(SkebbyNotFoundError):
-        await gateway.get_order_state("param-later")
+        await skebby_gateway.get_order_state("param-later")
 
 
 @pytest.mark.parametrize(
@@ -113,30 +97,32 @@ async def test_scheduled_parametric_send_can_be_cancelled(
     ],
 )
 async def test_invalid_parametric_sends_are_refused(
-    sim: SkebbySimulator,
-    gateway: SkebbyGateway,
+    skebby_sim: SkebbySimulator,
+    skebby_gateway: SkebbyGateway,
     recipients: dict[str, dict[str, str]],
     options: dict[str, Any],
     reason: str,
 ) -> None:
     """A missing value, a non-GSM value, an over-long rendered text or a bad number is a 400."""
     with pytest.raises(SkebbyBadRequestError, match=reason):
-        await gateway.send_parametric_sms("Hi ${n}", recipients, message_type="GP", **options)
-    assert sim.orders == {} and sim.credits["GP"] == 1000
+        await skebby_gateway.send_parametric_sms(
+            "Hi ${n}", recipients, message_type="GP", **options
+        )
+    assert skebby_sim.orders == {} and skebby_sim.credits["GP"] == 1000
 
 
-async def test_ucs2_parametric_send_bills_ucs2_fragments(gateway: SkebbyGateway) -> None:
+async def test_ucs2_parametric_send_bills_ucs2_fragments(skebby_gateway: SkebbyGateway) -> None:
     """With encoding ucs2 each rendered text is billed at 70/67 code units per fragment."""
-    result = await gateway.send_parametric_sms(
+    result = await skebby_gateway.send_parametric_sms(
         "${n}", {ANNA: {"n": "ж" * 71}}, message_type="GP", encoding=Encoding.UCS2
     )
     assert result.total_sent == 2
 
 
 async def test_unknown_send_option_is_refused_before_sending(
-    sim: SkebbySimulator, gateway: SkebbyGateway
+    skebby_sim: SkebbySimulator, skebby_gateway: SkebbyGateway
 ) -> None:
     """A misspelt option raises TypeError and no request reaches Skebby."""
     with pytest.raises(TypeError, match="sendr"):
-        await gateway.send_sms("Hi", [ANNA], message_type="GP", sendr="Herald")  # type: ignore[call-arg]
-    assert sim.requests["POST sms"] == 0
+        await skebby_gateway.send_sms("Hi", [ANNA], message_type="GP", sendr="Herald")  # type: ignore[call-arg]
+    assert skebby_sim.requests["POST sms"] == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 import telegram
@@ -18,16 +16,9 @@ ANN = 1001
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[TelegramSimulator]:
-    async with TelegramSimulator() as simulator:
-        simulator.add_user(ANN, "Ann")
-        yield simulator
-
-
-@pytest.fixture
-async def bot(sim: TelegramSimulator) -> AsyncIterator[telegram.Bot]:
-    async with telegram.Bot(sim.token, base_url=sim.base_url) as client:
-        yield client
+def sim(telegram_sim: TelegramSimulator) -> TelegramSimulator:
+    telegram_sim.add_user(ANN, "Ann")
+    return telegram_sim
 
 
 def shown(text: str, mode: str | None) -> list[tuple[str, str]]:
@@ -49,10 +40,10 @@ def refusal(text: str, mode: str) -> str:
 
 
 async def test_bold_word_and_link_arrive_with_entities(
-    sim: TelegramSimulator, bot: telegram.Bot
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
 ) -> None:
     """A bold word and a link arrive as entities PTB reads, and the record keeps them."""
-    message = await bot.send_message(
+    message = await telegram_bot.send_message(
         ANN,
         '<b>Invoice</b> ready: <a href="https://pay.example.org/i/7">pay here</a> &amp; thanks',
         parse_mode="HTML",
@@ -71,9 +62,11 @@ async def test_bold_word_and_link_arrive_with_entities(
     ]
 
 
-async def test_entity_offsets_count_utf16_units(sim: TelegramSimulator, bot: telegram.Bot) -> None:
+async def test_entity_offsets_count_utf16_units(
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
+) -> None:
     """After an emoji (two UTF-16 units) and a space, the italic entity starts at offset 3."""
-    message = await bot.send_message(ANN, "😀 <i>ciao</i>", parse_mode="HTML")
+    message = await telegram_bot.send_message(ANN, "😀 <i>ciao</i>", parse_mode="HTML")
     assert message.entities[0].offset == 3 and message.entities[0].length == 4
     assert message.parse_entity(message.entities[0]) == "ciao"
 
@@ -92,60 +85,67 @@ async def test_entity_offsets_count_utf16_units(sim: TelegramSimulator, bot: tel
     ],
 )
 async def test_malformed_html_is_refused_like_telegram(
-    sim: TelegramSimulator, text: str, reason: str
+    sim: TelegramSimulator, http_session: aiohttp.ClientSession, text: str, reason: str
 ) -> None:
     """Broken HTML answers 400 "can't parse entities" with Telegram's reason and byte offset."""
     url = f"{sim.base_url}{sim.token}/sendMessage"
-    async with aiohttp.ClientSession() as http:
-        payload = {"chat_id": ANN, "text": text, "parse_mode": "HTML"}
-        async with http.post(url, json=payload) as response:
-            answer = await response.json()
+    payload = {"chat_id": ANN, "text": text, "parse_mode": "HTML"}
+    async with http_session.post(url, json=payload) as response:
+        answer = await response.json()
     assert response.status == 400
     assert answer["description"] == f"Bad Request: can't parse entities: {reason}"
     assert sim.messages_to(ANN) == []
 
 
-async def test_length_is_counted_after_parsing(sim: TelegramSimulator, bot: telegram.Bot) -> None:
+async def test_length_is_counted_after_parsing(
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
+) -> None:
     """4096 visible characters pass even with markup around them; 4097 are too long."""
-    await bot.send_message(ANN, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
-    await bot.send_message(ANN, "&lt;" * 4096, parse_mode="HTML")
+    await telegram_bot.send_message(ANN, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
+    await telegram_bot.send_message(ANN, "&lt;" * 4096, parse_mode="HTML")
     with pytest.raises(BadRequest, match="Message is too long"):
-        await bot.send_message(ANN, "<i>" + "x" * 4097 + "</i>", parse_mode="HTML")
+        await telegram_bot.send_message(ANN, "<i>" + "x" * 4097 + "</i>", parse_mode="HTML")
     with pytest.raises(BadRequest, match="Message is too long"):
-        await bot.send_message(ANN, "😀" * 2049)  # 4098 UTF-16 units
+        await telegram_bot.send_message(ANN, "😀" * 2049)  # 4098 UTF-16 units
     with pytest.raises(BadRequest, match="Message text is empty"):
-        await bot.send_message(ANN, "<b> </b>", parse_mode="HTML")
+        await telegram_bot.send_message(ANN, "<b> </b>", parse_mode="HTML")
     assert [len(m.visible_text or "") for m in sim.messages_to(ANN)] == [4096, 4096]
 
 
-async def test_caption_is_parsed_and_limited(sim: TelegramSimulator, bot: telegram.Bot) -> None:
+async def test_caption_is_parsed_and_limited(
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
+) -> None:
     """A caption's markup becomes caption entities; over 1024 visible characters is refused."""
-    message = await bot.send_photo(
+    message = await telegram_bot.send_photo(
         ANN, "https://example.org/a.jpg", caption="<u>Look</u>", parse_mode="HTML"
     )
     assert message.caption == "Look"
     assert message.caption_entities[0].type == MessageEntity.UNDERLINE
     assert sim.messages_to(ANN)[0].formatted("underline") == ["Look"]
     with pytest.raises(BadRequest, match="caption is too long"):
-        await bot.send_photo(ANN, "https://example.org/a.jpg", caption="<b>" + "y" * 1025 + "</b>")
+        await telegram_bot.send_photo(
+            ANN, "https://example.org/a.jpg", caption="<b>" + "y" * 1025 + "</b>"
+        )
 
 
-async def test_edit_reparses_the_text(sim: TelegramSimulator, bot: telegram.Bot) -> None:
+async def test_edit_reparses_the_text(sim: TelegramSimulator, telegram_bot: telegram.Bot) -> None:
     """editMessageText parses the new text; changing only the markup is a modification."""
-    sent = await bot.send_message(ANN, "plain")
-    await bot.edit_message_text("<b>plain</b>", ANN, sent.message_id, parse_mode="HTML")
+    sent = await telegram_bot.send_message(ANN, "plain")
+    await telegram_bot.edit_message_text("<b>plain</b>", ANN, sent.message_id, parse_mode="HTML")
     assert sim.messages_to(ANN)[0].formatted("bold") == ["plain"]
     with pytest.raises(BadRequest, match="not modified"):
-        await bot.edit_message_text("<b>plain</b>", ANN, sent.message_id, parse_mode="HTML")
+        await telegram_bot.edit_message_text(
+            "<b>plain</b>", ANN, sent.message_id, parse_mode="HTML"
+        )
 
 
 async def test_markdown_v2_still_checked_and_now_rendered(
-    sim: TelegramSimulator, bot: telegram.Bot
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
 ) -> None:
     """MarkdownV2 refuses unescaped reserved characters and renders bold, escapes and links."""
     with pytest.raises(BadRequest, match=r"(?i)character '\.' is reserved"):
-        await bot.send_message(ANN, "Price 3.50!", parse_mode="MarkdownV2")
-    message = await bot.send_message(
+        await telegram_bot.send_message(ANN, "Price 3.50!", parse_mode="MarkdownV2")
+    message = await telegram_bot.send_message(
         ANN,
         r"*News*" "\n\n" r"Price 3\.50\! [site](https://example.org/a\)b)",
         parse_mode="MarkdownV2",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,22 +19,9 @@ ANN = 1001
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[TelegramSimulator]:
-    async with TelegramSimulator() as simulator:
-        simulator.add_user(ANN, "Ann")
-        yield simulator
-
-
-@pytest.fixture
-async def bot(sim: TelegramSimulator) -> AsyncIterator[telegram.Bot]:
-    async with telegram.Bot(sim.token, base_url=sim.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+def sim(telegram_sim: TelegramSimulator) -> TelegramSimulator:
+    telegram_sim.add_user(ANN, "Ann")
+    return telegram_sim
 
 
 def bot_url(sim: TelegramSimulator, method: str) -> str:
@@ -43,33 +29,33 @@ def bot_url(sim: TelegramSimulator, method: str) -> str:
 
 
 async def test_down_answers_bad_gateway_until_it_ends(
-    sim: TelegramSimulator, bot: telegram.Bot
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
 ) -> None:
     """While Telegram is down every method answers 502; nothing is sent; then all works again."""
     await sim.set_outage("down")
     with pytest.raises(NetworkError, match="Bad Gateway") as caught:
-        await bot.send_message(ANN, "lost")
+        await telegram_bot.send_message(ANN, "lost")
     assert not isinstance(caught.value, TimedOut)
     with pytest.raises(NetworkError, match="Bad Gateway"):
-        await bot.get_me()
+        await telegram_bot.get_me()
     outage = sim.stats()["outage"]
     assert outage is not None and outage["mode"] == "down" and outage["calls_failed"] == 2
     assert sim.messages_to(ANN) == []
     await sim.set_outage(None)
-    await bot.send_message(ANN, "back")
+    await telegram_bot.send_message(ANN, "back")
     assert [m.text for m in sim.messages_to(ANN)] == ["back"]
     assert sim.stats()["outage"] is None
 
 
 async def test_hang_holds_calls_then_fails_them(
-    sim: TelegramSimulator, bot: telegram.Bot, http: aiohttp.ClientSession
+    sim: TelegramSimulator, telegram_bot: telegram.Bot, http_session: aiohttp.ClientSession
 ) -> None:
     """A hanging Telegram never answers; when it recovers, held calls get 504 and sent nothing."""
     await sim.set_outage("hang")
     with pytest.raises(TimedOut):
-        await bot.send_message(ANN, "into the void", read_timeout=0.2)
+        await telegram_bot.send_message(ANN, "into the void", read_timeout=0.2)
     held = asyncio.create_task(
-        http.post(bot_url(sim, "sendMessage"), json={"chat_id": ANN, "text": "x"})
+        http_session.post(bot_url(sim, "sendMessage"), json={"chat_id": ANN, "text": "x"})
     )
 
     async def both_held() -> bool:
@@ -82,17 +68,17 @@ async def test_hang_holds_calls_then_fails_them(
         assert response.status == 504
         assert (await response.json())["description"] == "Gateway Timeout"
     assert sim.messages_to(ANN) == []
-    await bot.send_message(ANN, "works again")
+    await telegram_bot.send_message(ANN, "works again")
 
 
 async def test_refuse_closes_the_port_and_listens_again_on_it(
-    sim: TelegramSimulator, http: aiohttp.ClientSession
+    sim: TelegramSimulator, http_session: aiohttp.ClientSession
 ) -> None:
     """A refusing Telegram refuses connections, cuts open ones, and comes back on the same port."""
     port = sim.port
-    async with http.post(bot_url(sim, "getMe")) as response:
+    async with http_session.post(bot_url(sim, "getMe")) as response:
         assert response.status == 200  # a kept-alive connection now exists
-    poll = asyncio.create_task(http.post(bot_url(sim, "getUpdates"), json={"timeout": 10}))
+    poll = asyncio.create_task(http_session.post(bot_url(sim, "getUpdates"), json={"timeout": 10}))
 
     async def polling() -> bool:
         return sim.received_count["getUpdates"] == 1
@@ -105,7 +91,9 @@ async def test_refuse_closes_the_port_and_listens_again_on_it(
         with pytest.raises(aiohttp.ClientConnectorError) as caught:
             await fresh.post(bot_url(sim, "getMe"))
     assert caught.value.os_error.errno == errno.ECONNREFUSED
-    async with http.get(f"{sim.control_url}/stats") as response:  # the control API still answers
+    async with http_session.get(
+        f"{sim.control_url}/stats"
+    ) as response:  # the control API still answers
         assert (await response.json())["stats"]["outage"]["mode"] == "refuse"
     await sim.set_outage(None)
     assert sim.port == port
@@ -113,53 +101,55 @@ async def test_refuse_closes_the_port_and_listens_again_on_it(
         assert response.status == 200
 
 
-async def test_refuse_seen_by_a_real_bot_client(sim: TelegramSimulator, bot: telegram.Bot) -> None:
+async def test_refuse_seen_by_a_real_bot_client(
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
+) -> None:
     """PTB sees a refused Telegram as a network error, and recovers on the same base URL."""
-    await bot.send_message(ANN, "before")
+    await telegram_bot.send_message(ANN, "before")
     await sim.set_outage("refuse")
     with pytest.raises(NetworkError):
-        await bot.send_message(ANN, "during")
+        await telegram_bot.send_message(ANN, "during")
     await sim.set_outage(None)
-    await bot.send_message(ANN, "after")
+    await telegram_bot.send_message(ANN, "after")
     assert [m.text for m in sim.messages_to(ANN)] == ["before", "after"]
 
 
 @pytest.mark.parametrize("mode", ["down", "hang", "refuse"])
 async def test_outage_with_a_duration_ends_by_itself(
-    sim: TelegramSimulator, bot: telegram.Bot, mode: str
+    sim: TelegramSimulator, telegram_bot: telegram.Bot, mode: str
 ) -> None:
     """An outage given seconds ends on its own and the bot can send again."""
     await sim.set_outage(mode, seconds=0.2)
     assert sim.stats()["outage"]["seconds_left"] is not None
     await sim.wait_for_outage_end()
     assert sim.stats()["outage"] is None
-    await bot.send_message(ANN, "recovered")
+    await telegram_bot.send_message(ANN, "recovered")
 
 
 async def test_outage_over_the_control_api(
-    sim: TelegramSimulator, bot: telegram.Bot, http: aiohttp.ClientSession
+    sim: TelegramSimulator, telegram_bot: telegram.Bot, http_session: aiohttp.ClientSession
 ) -> None:
     """Another process starts and ends an outage over POST /_sim/outage; bad input names a field."""
-    async with http.post(f"{sim.control_url}/outage", json={"mode": "refuse"}) as response:
+    async with http_session.post(f"{sim.control_url}/outage", json={"mode": "refuse"}) as response:
         assert (await response.json())["outage"]["mode"] == "refuse"
     with pytest.raises(NetworkError):
-        await bot.get_me()
-    async with http.post(f"{sim.control_url}/outage", json={"mode": None}) as response:
+        await telegram_bot.get_me()
+    async with http_session.post(f"{sim.control_url}/outage", json={"mode": None}) as response:
         assert response.status == 200 and (await response.json())["outage"] is None
-    await bot.get_me()
+    await telegram_bot.get_me()
     for body, field_name in [
         ({"mode": "flaky"}, "mode"),
         ({}, "mode"),
         ({"mode": None, "seconds": 3}, "seconds"),
         ({"mode": "down", "seconds": -1}, "seconds"),
     ]:
-        async with http.post(f"{sim.control_url}/outage", json=body) as response:
+        async with http_session.post(f"{sim.control_url}/outage", json=body) as response:
             assert response.status == 400
             assert (await response.json())["field"] == field_name
 
 
 async def test_webhook_deliveries_wait_for_the_outage_to_end(
-    sim: TelegramSimulator, bot: telegram.Bot
+    sim: TelegramSimulator, telegram_bot: telegram.Bot
 ) -> None:
     """Updates that arrive during an outage reach the webhook only once Telegram is back."""
     arrivals: list[float] = []
@@ -174,7 +164,7 @@ async def test_webhook_deliveries_wait_for_the_outage_to_end(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        await bot.set_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+        await telegram_bot.set_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
         await sim.set_outage("down", seconds=0.3)
         ends = time.monotonic() + 0.3
         await sim.send_text(ANN, "written during the outage")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,20 @@ async def test_unreadable_state_path_does_not_crash(
         sim.add_user(ANN, "Ann")
         assert sim.has_user(ANN)
     assert any("unreadable" in r.getMessage() for r in caplog.records)
+
+
+async def test_simulator_process_keeps_its_people_in_the_state_file(tmp_path: Path) -> None:
+    """`python -m sandbox.serve telegram --state FILE` saves its people when it is stopped."""
+    path = tmp_path / "people.json"
+    command = ["-m", "sandbox.serve", "telegram", "--users", "5000:3", "--state", str(path)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    ready = (await process.stdout.readline()).decode()
+    control = (await process.stdout.readline()).decode()
+    assert ready.startswith("READY http://127.0.0.1:") and control.startswith("CONTROL http")
+    process.terminate()
+    assert await process.wait() == 0
+    sim = TelegramSimulator(state_path=path)
+    assert [sim.has_user(5000 + n) for n in range(4)] == [True, True, True, False]

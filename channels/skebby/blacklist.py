@@ -9,23 +9,15 @@ removal (``DELETE blacklist/sms``) is not in Skebby's public documentation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from channels.skebby.models import QueryValue
 from channels.skebby.transport import SkebbyApi
-from channels.skebby.wire import paging
+from channels.skebby.wire import paging, skebby_date
 
 BLACKLIST_ORIGINS = ("API", "WEB", "STOPSMS")
-
-
-def _blacklist_date(value: datetime | str) -> str:
-    """The blacklist list's date filter format, ``yyyy-MM-dd HH:mm:ss`` (UTC when aware)."""
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+BLACKLIST_DATE = "%Y-%m-%d %H:%M:%S"  # the list's date filters, unlike the rest of the API
 
 
 class SkebbyBlacklist(SkebbyApi):
@@ -61,9 +53,9 @@ class SkebbyBlacklist(SkebbyApi):
         if number:
             params["number"] = number
         if date_from is not None:
-            params["from"] = _blacklist_date(date_from)
+            params["from"] = skebby_date(date_from, BLACKLIST_DATE)
         if date_to is not None:
-            params["to"] = _blacklist_date(date_to)
+            params["to"] = skebby_date(date_to, BLACKLIST_DATE)
         result: dict[str, Any] = await self.transport.call_json(
             "GET", "blacklist/sms", params=params
         )

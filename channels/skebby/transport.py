@@ -205,20 +205,17 @@ class SkebbyTransport:
     ) -> SkebbyReply:
         """An authenticated call: renews stale keys once, maps failures to exceptions."""
         start_generation = self._generation
-        keys = await self._current_keys()
-        reply = await self._send(
-            method, path, params=params, json=json, headers=self._headers(keys), sensitive=sensitive
-        )
-        if reply.status == 401 and keys.generation == start_generation:
-            keys = await self._renew(keys)
-            reply = await self._send(
-                method,
-                path,
-                params=params,
-                json=json,
-                headers=self._headers(keys),
-                sensitive=sensitive,
+
+        async def attempt(keys: _Keys) -> SkebbyReply:
+            headers = self._headers(keys)
+            return await self._send(
+                method, path, params=params, json=json, headers=headers, sensitive=sensitive
             )
+
+        keys = await self._current_keys()
+        reply = await attempt(keys)
+        if reply.status == 401 and keys.generation == start_generation:
+            reply = await attempt(await self._renew(keys))
         if reply.status == 401:
             raise SkebbyAuthenticationError(
                 f"Skebby refused the credentials of user {self.username!r}: {method} {path} "

@@ -10,13 +10,14 @@ from channels.skebby.models import QueryValue, SkebbyBoolean, SkebbyReply
 _DELIVERY_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S")
 
 
-def skebby_date(value: datetime | str) -> str:
-    """Skebby's ``yyyyMMddHHmmss``; aware datetimes are converted to UTC first."""
+def skebby_date(value: datetime | str, pattern: str = "%Y%m%d%H%M%S") -> str:
+    """A date as Skebby reads it (``yyyyMMddHHmmss`` unless ``pattern`` says otherwise); aware
+    datetimes are converted to UTC first, strings pass as they are."""
     if isinstance(value, str):
         return value
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y%m%d%H%M%S")
+    return value.strftime(pattern)
 
 
 def date_window(
