@@ -46,6 +46,15 @@ def asyncpg_dsn(database_url: URL | str) -> str:
 
 
 Callback = Callable[[str], None]
+# What a lost or refused connection raises (asyncpg's protocol errors included: a connection
+# killed in the middle of a query can surface as an InternalClientError).
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class NotificationListener:
@@ -94,7 +103,7 @@ class NotificationListener:
             try:
                 await self._listen_once()
                 failures = 0  # it was listening, then lost the connection
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except _CONNECTION_ERRORS as exc:
                 if failures == 0:
                     log.warning("cannot LISTEN for notifications (%s); retrying", exc)
                 failures += 1
@@ -114,16 +123,23 @@ class NotificationListener:
             if self.connections > 1:
                 log.info("listening for notifications again")
             self._set_state(True)
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self._health_interval)
-                if not lost.is_set():  # a dead peer is only noticed by talking to it
-                    await connection.fetchval("SELECT 1", timeout=5)
+            await self._until_lost(connection, lost)
             log.warning("lost the connection that listens for notifications; reconnecting")
         finally:
             self._set_state(False)
             if not connection.is_closed():
                 connection.terminate()  # nothing to flush: no need for a polite close
+
+    async def _until_lost(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self._health_interval)
+            if lost.is_set():
+                return
+            try:  # a dead peer is only noticed by talking to it
+                await connection.fetchval("SELECT 1", timeout=5)
+            except _CONNECTION_ERRORS:
+                return
 
     def _set_state(self, listening: bool) -> None:
         if listening == self._listening.is_set():
