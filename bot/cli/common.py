@@ -93,7 +93,13 @@ def add_command(
 
 def add_group(commands: Subcommands, name: str, *, help: str) -> Subcommands:
     """A noun with actions (``herald recipients list``...)."""
-    parser = commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=f"example:\n  herald {name} ACTION --help   (each action's options and examples)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser.add_subparsers(dest=f"{name}_action", required=True, metavar="ACTION")
 
 
