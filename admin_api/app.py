@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin_api import views_inbox, views_invoices, views_messages, views_ops, views_recipients
-from admin_api.auth import KEY_CACHE, OPERATIONS, KeyCache, auth_middleware
+from admin_api.auth import OPERATIONS, auth_middleware
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import error_middleware, metrics_middleware, request_id_middleware
 from admin_api.openapi import build_document
@@ -34,7 +34,6 @@ def create_app(context: ApiContext) -> web.Application:
         middlewares=[request_id_middleware, metrics_middleware, error_middleware, auth_middleware],
     )
     app[API_CONTEXT] = context
-    app[KEY_CACHE] = KeyCache(context.auth_cache_seconds)
     operations = route_table(context)
     by_route: dict[object, Operation] = {}
     for op in operations:

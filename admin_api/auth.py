@@ -1,53 +1,21 @@
 """Bearer API keys: ``Authorization: Bearer hk_...`` on every route that is not public.
 
 Keys are checked by :func:`persistence.api_keys.authenticate` (SHA-256 hash, constant-time
-comparison, ``last_used_at`` recorded). A verified key is then trusted for
-``ApiContext.auth_cache_seconds`` so a busy client costs no database round trip per request; a
-revoked key therefore stops working within that many seconds (0 disables the cache).
+comparison, ``last_used_at`` recorded). A verified key may then be remembered by the context's
+:class:`admin_api.key_cache.KeyCache`, which forgets a revoked key at once.
 """
 
 from __future__ import annotations
-
-import hashlib
-import time
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from admin_api.context import API_CONTEXT
 from admin_api.errors import ApiError, Handler
 from admin_api.routing import USER, Operation
-from persistence.api_keys import authenticate
+from persistence.api_keys import authenticate, hash_key
 from persistence.models import User
 
 OPERATIONS = web.AppKey("operations", dict[object, Operation])
-_MAX_CACHED_KEYS = 10_000
-
-
-@dataclass
-class KeyCache:
-    ttl: float
-    entries: dict[str, tuple[float, User]] = field(default_factory=dict)
-
-    def get(self, digest: str) -> User | None:
-        entry = self.entries.get(digest)
-        if entry is None:
-            return None
-        expires, user = entry
-        if expires < time.monotonic():
-            del self.entries[digest]
-            return None
-        return user
-
-    def put(self, digest: str, user: User) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self.entries) >= _MAX_CACHED_KEYS:
-            self.entries.clear()
-        self.entries[digest] = (time.monotonic() + self.ttl, user)
-
-
-KEY_CACHE = web.AppKey("key_cache", KeyCache)
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -57,8 +25,8 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def _user_for(request: web.Request, presented: str) -> User | None:
-    cache = request.app[KEY_CACHE]
-    digest = hashlib.sha256(presented.encode()).hexdigest()
+    cache = request.app[API_CONTEXT].key_cache
+    digest = hash_key(presented)
     user = cache.get(digest)
     if user is not None:
         return user

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from admin_api.key_cache import KeyCache
 from admin_api.metrics import Metrics
 from channels.clock import Clock, utc_now
 from channels.composer import Composer
@@ -15,6 +16,12 @@ from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class NotReadyError(Exception):
+    """A readiness check's answer with the reason, which /readyz shows (write no secrets)."""
+
+
 SkebbyStatus = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -37,8 +44,8 @@ class ApiContext:
     # This process's role and the leaderships it holds, for /readyz.
     process: Callable[[], Mapping[str, Any]] | None = None
     default_phone_region: str = "IT"
-    # A verified API key is trusted for this long before it is checked again (revocation delay).
-    auth_cache_seconds: float = 5.0
+    # Verified API keys, remembered while revocations can be heard (none by default).
+    key_cache: KeyCache = field(default_factory=KeyCache)
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

@@ -1,4 +1,9 @@
-"""Recipient values on the way in: E.164 phone numbers, checked emails, and CSV rows."""
+"""Recipient values on the way in: E.164 phone numbers, checked emails, and CSV rows.
+
+CSV files come from spreadsheets: the delimiter is found from the header line (``;`` as Italian
+spreadsheets write it, ``,`` or a tab), a UTF-8 byte order mark is skipped, and a few common
+column names (``phone``, ``telefono``, ``partita_iva``...) are accepted for Herald's own.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,45 @@ from typing import Any
 from admin_api.errors import ApiError
 from channels.addresses import is_valid_email
 from persistence.phones import normalize_phone
-from persistence.recipient_queries import ImportRow
+from persistence.recipient_import import ImportRow
 
-_OPTIONAL_TEXT = ("vat_number", "fiscal_code", "sms", "email")
-_LIMITS = {"name": 255, "vat_number": 32, "fiscal_code": 32, "email": 254, "note": 10_000}
-CSV_COLUMNS = (
-    "id",
-    "name",
-    "vat_number",
-    "fiscal_code",
-    "sms",
-    "email",
-    "telegram_chat_id",
-    "note",
-    "typology",
-    "typology_id",
-)
-_ALIASES = {"phone": "sms", "mobile": "sms", "vat": "vat_number", "chat_id": "telegram_chat_id"}
+_OPTIONAL_TEXT = ("vat_number", "fiscal_code", "sms", "email", "external_id")
+_LIMITS = {
+    "name": 255,
+    "vat_number": 32,
+    "fiscal_code": 32,
+    "email": 254,
+    "note": 10_000,
+    "external_id": 100,
+}
+# Each accepted column and what it means; the CLI's --help, the README and the OpenAPI document
+# are written from this one list.
+CSV_COLUMNS: dict[str, str] = {
+    "name": "required: the person's or company's name",
+    "external_id": "your own code for the record (unique per owner); what --match external_id uses",
+    "sms": "mobile number (also: phone, mobile, telefono, cellulare); stored in E.164",
+    "email": "email address",
+    "vat_number": "VAT number (also: vat, partita_iva)",
+    "fiscal_code": "fiscal code (also: codice_fiscale)",
+    "telegram_chat_id": "a known Telegram chat id (also: chat_id)",
+    "note": "free text",
+    "typology": "the name of a typology of this kind (or typology_id: its id)",
+    "typology_id": "the id of a typology of this kind",
+    "id": "a Herald id: update that record instead of matching",
+}
+_ALIASES = {
+    "phone": "sms",
+    "mobile": "sms",
+    "telefono": "sms",
+    "cellulare": "sms",
+    "vat": "vat_number",
+    "partita_iva": "vat_number",
+    "codice_fiscale": "fiscal_code",
+    "chat_id": "telegram_chat_id",
+    "nome": "name",
+    "tipologia": "typology",
+}
+DELIMITERS = (";", ",", "\t")
 MAX_ROWS = 100_000
 
 
@@ -68,20 +95,48 @@ def address_error(exc: AddressError) -> ApiError:
     )
 
 
+def csv_columns_help() -> str:
+    """The accepted columns, one per line (for --help and the API's description)."""
+    return "\n".join(f"  {name:<17} {meaning}" for name, meaning in CSV_COLUMNS.items())
+
+
 @dataclass
 class ParsedCsv:
     rows: list[ImportRow]
     ignored_columns: list[str]
+    columns: list[str]
+    delimiter: str
 
 
 def _decode(raw: bytes) -> str:
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")  # skips the byte order mark spreadsheets write
     except UnicodeDecodeError:
-        raise ApiError(422, "validation_error", "the CSV file must be UTF-8 encoded") from None
+        raise ApiError(
+            422,
+            "validation_error",
+            "the CSV file must be UTF-8 encoded (in a spreadsheet: save as 'CSV UTF-8')",
+        ) from None
     if "\x00" in text:
         raise ApiError(422, "validation_error", "the CSV file contains NUL characters")
     return text
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter of the header line: the most frequent of ``;``, ``,`` and tab.
+
+    Column names never contain delimiters, so counting them in the header is reliable where
+    guessing from the data is not (a ``,`` inside a note, a ``;`` in an address).
+    """
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _column_name(raw: str) -> str:
+    name = raw.strip().lower().replace(" ", "_").replace("-", "_")
+    return _ALIASES.get(name, name)
 
 
 def _header(reader: Any) -> list[str]:
@@ -89,7 +144,7 @@ def _header(reader: Any) -> list[str]:
         header = next(reader)
     except StopIteration:
         raise ApiError(422, "validation_error", "the CSV file is empty") from None
-    columns = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+    columns = [_column_name(h) for h in header]
     if "name" not in columns:
         raise ApiError(
             422,
@@ -147,7 +202,9 @@ def _row(line: int, cells: Mapping[str, str], region: str) -> ImportRow:
 
 def parse_csv(raw: bytes, region: str) -> ParsedCsv:
     """Rows of a CSV file with a header; every problem is reported per row, not raised."""
-    reader = csv.reader(io.StringIO(_decode(raw), newline=""))
+    text = _decode(raw)
+    delimiter = detect_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns = _header(reader)
     rows: list[ImportRow] = []
     try:
@@ -161,4 +218,4 @@ def parse_csv(raw: bytes, region: str) -> ParsedCsv:
     except csv.Error as exc:
         raise ApiError(422, "validation_error", f"the CSV file is malformed: {exc}") from None
     ignored = sorted({c for c in columns if c not in CSV_COLUMNS})
-    return ParsedCsv(rows, ignored)
+    return ParsedCsv(rows, ignored, [c for c in columns if c in CSV_COLUMNS], delimiter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -24,6 +25,15 @@ from admin_api.schemas import (
 
 ChatId = Annotated[int, Field(ge=-MAX_CHAT_ID, le=MAX_CHAT_ID)]
 PhoneText = Annotated[str, Field(max_length=32, pattern=r"^[^\x00]*$")]
+ExternalId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00]*$",
+        description="Your own code for the record; unique per kind and owner.",
+    ),
+]
 
 
 class RecipientCreate(Body):
@@ -39,6 +49,7 @@ class RecipientCreate(Body):
     telegram_blocked: bool = False
     note: Note = ""
     extra: JsonObject = Field(default_factory=dict)
+    external_id: ExternalId | None = None
     typology_id: Id | None = None
     owner_id: Id | None = Field(None, description="Superusers only; others own what they create.")
 
@@ -56,6 +67,7 @@ class RecipientPatch(Body):
     telegram_blocked: bool | None = None
     note: Note | None = None
     extra: JsonObject | None = None
+    external_id: ExternalId | None = None
     typology_id: Id | None = None
     owner_id: Id | None = None
 
@@ -80,6 +92,7 @@ class RecipientOut(BaseModel):
     telegram_blocked: bool
     note: str
     extra: dict[str, Any]
+    external_id: str | None
     typology_id: int | None
     owner_id: int | None
     created_at: datetime
@@ -97,6 +110,7 @@ class RecipientQuery(PageQuery):
     has_email: bool | None = None
     has_sms: bool | None = None
     blocked: bool | None = Field(None, description="Blocked the bot on Telegram.")
+    opted_out: bool | None = Field(None, description="Sent /stop to the bot.")
     owner_id: Id | None = None
 
 
@@ -132,9 +146,23 @@ class TypologyQuery(PageQuery):
     q: Search | None = None
 
 
+class ImportMatch(StrEnum):
+    EXTERNAL_ID = "external_id"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
 class ImportQuery(Query):
     all_or_nothing: bool = Field(
         False, description="Write nothing when any row is rejected (the answer is then 422)."
+    )
+    match: ImportMatch | None = Field(
+        None,
+        description=(
+            "Update the record whose column equals the row's (`phone` is the `sms` column) "
+            "instead of creating a second one. Default: `external_id` when the file has that "
+            "column. Rows with an `id` always update that record."
+        ),
     )
 
 
@@ -144,17 +172,22 @@ class ImportRowError(BaseModel):
 
 
 class ImportRowOut(BaseModel):
-    line: int
-    status: str = Field(description="created, updated or rejected")
+    line: int = Field(description="The row's line in the file (the header is line 1).")
+    status: str = Field(description="created, updated, unchanged or rejected")
     id: int | None = None
+    changed: list[str] = Field(default_factory=list, description="Updated: the columns changed.")
     errors: list[ImportRowError] = Field(default_factory=list)
 
 
 class ImportReportOut(BaseModel):
     created: int
     updated: int
+    unchanged: int
     rejected: int
     applied: bool
+    match: str = Field(description="What rows were matched on: id, external_id, sms or email.")
+    delimiter: str
+    columns: list[str]
     ignored_columns: list[str]
     rows: list[ImportRowOut]
 

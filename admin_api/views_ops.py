@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_api.context import ApiContext, ReadinessCheck
+from admin_api.context import ApiContext, NotReadyError, ReadinessCheck
 from admin_api.errors import ApiError
 from admin_api.metrics import CONTENT_TYPE
 from admin_api.routing import Operation as Op
@@ -36,6 +36,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, bool]
+    reasons: dict[str, str] = Field(
+        default_factory=dict, description="Why a check is not ready, when Herald knows."
+    )
     breakers: dict[str, str] = Field(
         default_factory=dict,
         description="Per channel: closed (sending), open (provider down, paused) or half_open "
@@ -61,15 +64,18 @@ def _database_check(ctx: ApiContext) -> ReadinessCheck:
     return check
 
 
-async def _run_check(name: str, check: ReadinessCheck, limit: float) -> bool:
+async def _run_check(name: str, check: ReadinessCheck, limit: float) -> tuple[bool, str | None]:
     try:
         async with asyncio.timeout(limit):
-            return bool(await check())
+            return bool(await check()), None
+    except NotReadyError as exc:
+        return False, str(exc)
     except TimeoutError:
         log.warning("readiness check %s timed out after %.1fs", name, limit)
+        return False, f"no answer within {limit:g}s"
     except (OSError, SQLAlchemyError, aiohttp.ClientError, SkebbyException, RuntimeError) as exc:
         log.warning("readiness check %s failed: %s", name, exc)
-    return False
+    return False, None
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -80,13 +86,15 @@ async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(
         *(_run_check(n, checks[n], ctx.readiness_timeout) for n in names)
     )
-    outcome = dict(zip(names, results, strict=True))
-    ready = all(results)
+    outcome = {name: ok for name, (ok, _) in zip(names, results, strict=True)}
+    reasons = {name: why for name, (_, why) in zip(names, results, strict=True) if why}
+    ready = all(outcome.values())
     breakers = dict(ctx.breaker_states()) if ctx.breaker_states is not None else {}
     process = dict(ctx.process()) if ctx.process is not None else {}
     body = Readiness(
         status="ready" if ready else "unready",
         checks=outcome,
+        reasons=reasons,
         breakers=breakers,
         role=process.get("role"),
         leads=list(process.get("leads", [])),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import BodyPartReader, web
 
 from admin_api.errors import ApiError
 from admin_api.recipient_input import (
+    CSV_COLUMNS,
     AddressError,
+    ParsedCsv,
     address_error,
     normalize_addresses,
     parse_csv,
@@ -48,13 +50,13 @@ from admin_api.schemas_recipients import (
     TypologyQuery,
 )
 from persistence.models import MessageTypology
+from persistence.recipient_import import ImportReport, MatchColumn, import_recipients
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
     RecipientFilter,
     create_recipient,
     delete_recipient,
     get_recipient,
-    import_recipients,
     list_recipients,
     update_recipient,
 )
@@ -84,6 +86,7 @@ def recipient_out(kind: RecipientKind, record: Any) -> RecipientOut:
         telegram_blocked=record.telegram_blocked,
         note=record.note,
         extra=record.extra or {},
+        external_id=record.external_id,
         typology_id=record.typology_id,
         owner_id=record.owner_id,
         created_at=record.created_at,
@@ -113,6 +116,7 @@ async def list_recipients_view(request: web.Request) -> web.Response:
         has_email=query.has_email,
         has_sms=query.has_sms,
         blocked=query.blocked,
+        opted_out=query.opted_out,
         owner_id=query.owner_id,
     )
     async with ctx.sessions() as session:
@@ -183,33 +187,70 @@ async def _csv_bytes(request: web.Request) -> bytes:
     )
 
 
-async def import_recipients_view(request: web.Request) -> web.Response:
-    """Create or update recipients from a CSV file with a header row.
-
-    Columns: name (required), vat_number, fiscal_code, sms (or phone), email, telegram_chat_id,
-    note, typology (a name) or typology_id, and id to update an existing recipient.
-    """
-    ctx = context(request)
-    kind = recipient_kind(request)
-    query = parse_query(request, ImportQuery)
-    parsed = parse_csv(await _csv_bytes(request), ctx.default_phone_region)
-    async with ctx.sessions.begin() as session:
-        report = await import_recipients(
-            session, kind, current_user(request), parsed.rows, all_or_nothing=query.all_or_nothing
+def import_match(requested: str | None, parsed: ParsedCsv) -> MatchColumn | None:
+    """The column rows are matched on: as asked (``phone`` is ``sms``), else ``external_id``
+    when the file has it, else none (rows create records unless they carry an ``id``)."""
+    if requested is None:
+        return "external_id" if "external_id" in parsed.columns else None
+    column = "sms" if requested == "phone" else requested
+    if column not in parsed.columns:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"match: the file has no {column!r} column to match on",
+            [{"loc": ["query", "match"], "message": f"no column {column!r}"}],
         )
-        if not report.applied:
-            await session.rollback()
-    out = ImportReportOut.model_validate(
+    return cast(MatchColumn, column)
+
+
+def import_report(parsed: ParsedCsv, report: ImportReport) -> ImportReportOut:
+    """The report as the API (and ``herald recipients import --json``) gives it."""
+    return ImportReportOut.model_validate(
         {
             "created": report.created,
             "updated": report.updated,
+            "unchanged": report.unchanged,
             "rejected": report.rejected,
             "applied": report.applied,
+            "match": report.match,
+            "delimiter": parsed.delimiter,
+            "columns": parsed.columns,
             "ignored_columns": parsed.ignored_columns,
             "rows": report.rows,
         }
     )
-    return render(out, 200 if report.applied else 422)
+
+
+async def import_recipients_view(request: web.Request) -> web.Response:
+    """Create or update recipients from a CSV file with a header row (see the description)."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    query = parse_query(request, ImportQuery)
+    parsed = parse_csv(await _csv_bytes(request), ctx.default_phone_region)
+    match = import_match(query.match.value if query.match else None, parsed)
+    async with ctx.sessions.begin() as session:
+        report = await import_recipients(
+            session,
+            kind,
+            current_user(request),
+            parsed.rows,
+            all_or_nothing=query.all_or_nothing,
+            match=match,
+        )
+        if not report.applied:
+            await session.rollback()
+    return render(import_report(parsed, report), 200 if report.applied else 422)
+
+
+IMPORT_DESCRIPTION = (
+    "A CSV file with a header row, as `text/csv` or as the `file` part of a multipart form. "
+    "The delimiter is found from the header (`;`, `,` or tab) and a UTF-8 byte order mark is "
+    "skipped; the file must be UTF-8. A second import of the same file updates the records "
+    "instead of duplicating them: see `match`. Every row is reported with its line number as "
+    "created, updated (with the columns changed), unchanged or rejected (with the reasons). "
+    "Accepted columns (others are listed in `ignored_columns`):\n\n"
+    + "\n".join(f"- `{name}`: {meaning}" for name, meaning in CSV_COLUMNS.items())
+)
 
 
 # --- typologies (per recipient kind, and of messages) -------------------------------------------
@@ -301,6 +342,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {201: Response("Created.", RecipientOut)},
             body=RequestBody({JSON: RecipientCreate}),
             path_params=kind_param,
+            errors=(409,),
         ),
         Op(
             "GET",
@@ -320,6 +362,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {200: Response("The changed recipient.", RecipientOut)},
             body=RequestBody({JSON: RecipientPatch}),
             path_params=rid,
+            errors=(409,),
         ),
         Op(
             "DELETE",
@@ -360,6 +403,7 @@ def operations(kind_names: list[str]) -> list[Op]:
                 }
             ),
             path_params=kind_param,
+            description=IMPORT_DESCRIPTION,
         ),
     ]
     for prefix, tag, params in (

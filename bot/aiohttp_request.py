@@ -8,6 +8,8 @@ parameters, multipart when files are attached, ``TimedOut`` and ``NetworkError``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue  # PTB exposes no public name for it
 from telegram.error import NetworkError, TimedOut
@@ -25,8 +27,10 @@ class AiohttpRequest(BaseRequest):
         write_timeout: float | None = 15.0,
         connect_timeout: float | None = 10.0,
         media_write_timeout: float | None = 60.0,
+        on_status: Callable[[int], None] | None = None,
     ) -> None:
         self._pool_size = pool_size
+        self._on_status = on_status  # sees each answer's HTTP status (polling health)
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
@@ -78,12 +82,15 @@ class AiohttpRequest(BaseRequest):
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=timeout,
             ) as response:
-                return response.status, await response.read()
+                body = await response.read()
         except TimeoutError as exc:
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             # The URL carries the bot token: name the error, not the request.
             raise NetworkError(f"aiohttp.{type(exc).__name__}") from None
+        if self._on_status is not None:
+            self._on_status(response.status)
+        return response.status, body
 
 
 def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:

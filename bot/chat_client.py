@@ -9,6 +9,11 @@ arrives (a long poll). Lines starting with these words stay in the client:
   /contact-of NUMBER  share someone else's contact card (the bot must refuse it)
   /block, /unblock    block or unblock the bot
   /quit               leave (Ctrl-D works too)
+
+When the sandbox goes away (``make run`` stopped or restarting) the client says so once, tries
+again with capped exponential backoff, and says so once more when it is back, joining as the same
+user again. With input piped in (a script), it waits until the bot has been quiet for a moment
+before leaving, so the answers to the last lines are printed.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from typing import Any
 import aiohttp
 
 POLL_SECONDS = 25.0
-RETRY_SECONDS = 2.0
 
 ReadLine = Callable[[], Awaitable[str | None]]
 Write = Callable[[str], None]
+Locate = Callable[[], str]  # the simulator's control URL now (may raise SandboxUnreachableError)
 
 
 class SandboxUnreachableError(Exception):
@@ -42,14 +47,14 @@ class ChatOptions:
     language: str = "en"
 
 
-def banner(options: ChatOptions) -> str:
+def banner(options: ChatOptions, url: str) -> str:
     return (
         f"You are {options.first_name} (Telegram user {options.user_id}, phone {options.phone}),"
-        f" chatting with the sandbox bot at {options.control_url}.\n"
+        f" chatting with the sandbox bot at {url}.\n"
         "Type /start to register, /contact to share your number when the bot asks for it, "
         "/quit to leave.\n"
         "If the bot does not know your number, add it in another terminal:\n"
-        f"  herald recipients add --name {options.first_name!r} --phone {options.phone}\n"
+        f"  .venv/bin/herald recipients add --name {options.first_name!r} --phone {options.phone}\n"
     )
 
 
@@ -78,50 +83,132 @@ def render(message: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential waits between reconnection attempts."""
+
+    initial: float = 0.5
+    cap: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.initial * 2 ** min(attempt, 30)))
+
+
+class SandboxLostError(Exception):
+    """The simulator stopped answering (or forgot us) in the middle of a session."""
+
+
 class ChatClient:
+    """One person's terminal session; survives the sandbox going away and coming back.
+
+    ``locate`` gives the simulator's control URL each time the client (re)connects: ``herald
+    chat`` re-reads ``DATA_DIR/sandbox.json``, since a restarted sandbox may have a new port.
+    """
+
     def __init__(
-        self, options: ChatOptions, http: aiohttp.ClientSession, read_line: ReadLine, write: Write
+        self,
+        options: ChatOptions,
+        http: aiohttp.ClientSession,
+        read_line: ReadLine,
+        write: Write,
+        *,
+        locate: Locate | None = None,
+        backoff: Backoff = Backoff(),
+        linger: float = 0.0,
     ) -> None:
         self.options = options
         self._http = http
         self._read_line = read_line
         self._write = write
+        self._locate = locate or (lambda: options.control_url)
+        self._backoff = backoff
+        self._linger = linger
+        self._url = options.control_url
         self._last_seen = 0
+        self._joined = False
+        self._connected = asyncio.Event()
+        self._activity = asyncio.Event()
+        self.reconnect_attempts = 0
 
-    def _url(self, path: str) -> str:
-        return f"{self.options.control_url.rstrip('/')}{path}"
+    def _path(self, path: str) -> str:
+        return f"{self._url.rstrip('/')}{path}"
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        async with self._http.post(self._url(path), json=body or {}) as response:
-            answer: dict[str, Any] = await response.json()
-        if not answer.get("ok"):
-            self._write(f"!! {answer.get('error', 'the simulator refused that')}")
+    async def _call(
+        self, method: str, path: str, *, seconds: float = 15.0, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One control API call; a lost or amnesic simulator is SandboxLostError."""
+        try:
+            async with self._http.request(
+                method, self._path(path), timeout=aiohttp.ClientTimeout(total=seconds), **kwargs
+            ) as response:
+                answer: dict[str, Any] = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise SandboxLostError(type(exc).__name__) from None
+        if status == 404:  # a simulator restarted without its state no longer knows us
+            raise SandboxLostError(str(answer.get("error", "not found")))
+        if status >= 500:
+            raise SandboxLostError(f"HTTP {status}")
         return answer
 
-    async def join(self) -> None:
-        """Become a user of the simulator and skip the history of earlier sessions."""
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> None:
+        answer = await self._call("POST", path, json=body or {})
+        if not answer.get("ok"):
+            self._write(f"!! {answer.get('error', 'the simulator refused that')}")
+
+    async def _connect(self) -> None:
+        """Find the simulator, become (again) its user, and skip what was already shown."""
+        self._url = self._locate()
         body = {
             "user_id": self.options.user_id,
             "first_name": self.options.first_name,
             "language_code": self.options.language,
         }
-        try:
-            await self._post("/users", body)
-            messages = await self._messages(wait_seconds=0)
-        except aiohttp.ClientError as exc:
-            raise SandboxUnreachableError(
-                f"cannot reach the sandbox at {self.options.control_url} ({exc}); start the "
-                "service first with `make run` (no TELEGRAM_BOT_TOKEN means sandbox mode)"
-            ) from exc
-        if messages:
-            self._last_seen = max(int(m["message_id"]) for m in messages)
+        await self._post("/users", body)
+        shown = await self._messages(after=0, wait_seconds=0)
+        newest = max((int(m["message_id"]) for m in shown), default=0)
+        if not self._joined or newest < self._last_seen:
+            # First contact (earlier sessions' history is not shown again), or a simulator that
+            # lost its history: start from what it has. Otherwise what arrived while we were
+            # away is shown by the next poll.
+            self._last_seen = newest
+        self._joined = True
+        self._connected.set()
 
-    async def _messages(self, wait_seconds: float) -> list[dict[str, Any]]:
-        url = self._url(f"/chats/{self.options.user_id}/messages")
-        params = {"after": str(self._last_seen), "timeout": str(wait_seconds)}
-        client_timeout = aiohttp.ClientTimeout(total=wait_seconds + 15)
-        async with self._http.get(url, params=params, timeout=client_timeout) as response:
-            answer: dict[str, Any] = await response.json()
+    async def join(self) -> None:
+        """Connect for the first time; an unreachable sandbox is SandboxUnreachableError."""
+        try:
+            await self._connect()
+        except SandboxLostError as exc:
+            raise SandboxUnreachableError(
+                f"cannot reach the sandbox at {self._url} ({exc}); start the service first with "
+                "`make run` (no TELEGRAM_BOT_TOKEN means sandbox mode)"
+            ) from None
+
+    async def _reconnect(self, reason: str) -> None:
+        """Wait (capped exponential backoff) until the sandbox answers again; one line each way."""
+        self._connected.clear()
+        self._write(f"!! lost the sandbox ({reason}); reconnecting...")
+        attempt = 0
+        while True:
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
+            self.reconnect_attempts += 1
+            try:
+                await self._connect()
+            except (SandboxLostError, SandboxUnreachableError):
+                continue
+            self._write(f"!! back: connected to the sandbox at {self._url}")
+            return
+
+    async def _messages(self, *, after: int, wait_seconds: float) -> list[dict[str, Any]]:
+        params = {"after": str(after), "timeout": str(wait_seconds)}
+        answer = await self._call(
+            "GET",
+            f"/chats/{self.options.user_id}/messages",
+            params=params,
+            seconds=wait_seconds + 15,
+        )
         found: list[dict[str, Any]] = answer.get("messages", [])
         return found
 
@@ -129,17 +216,27 @@ class ChatClient:
         """Print the bot's messages as they arrive, until cancelled."""
         while True:
             try:
-                messages = await self._messages(wait_seconds=POLL_SECONDS)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self._write(f"!! lost the sandbox ({type(exc).__name__}); retrying")
-                await asyncio.sleep(RETRY_SECONDS)  # back-off before reconnecting
+                messages = await self._messages(after=self._last_seen, wait_seconds=POLL_SECONDS)
+            except SandboxLostError as exc:
+                await self._reconnect(str(exc))
                 continue
             for message in messages:
                 self._last_seen = max(self._last_seen, int(message["message_id"]))
                 self._write(render(message))
+                self._activity.set()
 
     async def handle(self, line: str) -> None:
-        """Carry out one typed line."""
+        """Carry out one typed line (it is not sent while the sandbox is away)."""
+        if not self._connected.is_set():
+            self._write("!! not connected to the sandbox: not sent, type it again once it is back")
+            return
+        try:
+            await self._send(line)
+        except SandboxLostError:
+            self._write("!! the sandbox did not take that: not sent, type it again once it is back")
+        self._activity.set()
+
+    async def _send(self, line: str) -> None:
         user = f"/users/{self.options.user_id}"
         word, _, rest = line.partition(" ")
         rest = rest.strip()
@@ -159,9 +256,18 @@ class ChatClient:
         else:
             await self._post(f"{user}/text", {"text": line})
 
+    async def _quiet(self) -> None:
+        """After the input ends (a script piped in), wait until the bot has been quiet."""
+        while self._linger > 0:
+            self._activity.clear()
+            try:
+                await asyncio.wait_for(self._activity.wait(), self._linger)
+            except TimeoutError:
+                return
+
     async def run(self) -> None:
         await self.join()
-        self._write(banner(self.options))
+        self._write(banner(self.options, self._url))
         watcher = asyncio.create_task(self.watch())
         try:
             while (line := await self._read_line()) is not None:
@@ -170,6 +276,8 @@ class ChatClient:
                     break
                 if line:
                     await self.handle(line)
+            else:
+                await self._quiet()
         finally:
             watcher.cancel()
             try:
@@ -202,6 +310,11 @@ def terminal_write(text: str) -> None:
     print(text, flush=True)
 
 
-async def chat(options: ChatOptions) -> None:
+async def chat(options: ChatOptions, locate: Locate | None = None) -> None:
+    """The terminal session; with piped input it waits for the bot's answers before leaving."""
+    linger = 0.0 if sys.stdin.isatty() else 3.0
     async with aiohttp.ClientSession() as http:
-        await ChatClient(options, http, stdin_reader(), terminal_write).run()
+        client = ChatClient(
+            options, http, stdin_reader(), terminal_write, locate=locate, linger=linger
+        )
+        await client.run()

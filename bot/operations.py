@@ -8,8 +8,8 @@ from typing import Any
 
 import aiosmtplib
 
-from admin_api.context import ReadinessCheck, SkebbyStatus
-from bot.polling import PollingErrors
+from admin_api.context import NotReadyError, ReadinessCheck, SkebbyStatus
+from bot.polling import CONFLICT, PollingErrors
 from bot.telegram_side import TelegramSide
 from channels.skebby_gateway import SkebbyException, SkebbyGateway
 from channels.smtp_channel import EmailChannel, SmtpConfig
@@ -36,8 +36,10 @@ def readiness_checks(
     async def bot() -> bool:
         if not leads_telegram():
             return True
+        if polling is not None and not polling.receiving:
+            raise NotReadyError(CONFLICT)
         side = telegram_side()
-        return side is not None and side.running and (polling is None or polling.receiving)
+        return side is not None and side.running
 
     async def telegram_api() -> bool:
         if not leads_telegram():

@@ -4,7 +4,8 @@ python-telegram-bot's updater already retries with a growing pause (up to 30 s).
 logs a traceback for every failed ``getUpdates``; Herald's callback logs one line per failure
 episode instead (an episode ends after a quiet minute), counts every failure in /metrics, and
 remembers a 409 Conflict — another process polling with the same token — so that /readyz can
-say this process is not receiving updates.
+say this process is not receiving updates, and why. The first getUpdates that Telegram answers
+again ends the episode at once (``answered``, fed by the getUpdates HTTP client).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from channels.backoff import FailureEpisode, LoopObserver
 log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 60.0  # no failure for this long: the episode is over
+CONFLICT = (
+    "another process is polling Telegram with the same bot token (409 Conflict): this one "
+    "receives no updates until it stops; run one poller per token (or use webhook mode)"
+)
 
 
 class PollingErrors:
@@ -45,14 +50,19 @@ class PollingErrors:
         self._last_failure = now
         if isinstance(exc, Conflict):
             if not self._conflicting(now):
-                log.error(
-                    "another process is polling Telegram with the same bot token (409 Conflict): "
-                    "this one receives no updates until it stops; run one poller per token "
-                    "(or use webhook mode)"
-                )
+                log.error(CONFLICT)
             self._last_conflict = now
             return
         self._episode.failed(exc)
+
+    def answered(self, status: int) -> None:
+        """The HTTP status of each getUpdates answer: a 200 means polling works (again)."""
+        if status != 200 or self._last_failure is None:
+            return
+        if self._last_conflict is not None:
+            log.info("polling for updates works again: no other process is polling now")
+        self._last_conflict = self._last_failure = None
+        self._episode.recovered()
 
     def _conflicting(self, now: float) -> bool:
         return self._last_conflict is not None and now - self._last_conflict <= QUIET_SECONDS

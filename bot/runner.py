@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
+from admin_api.key_cache import KeyCache
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway
@@ -37,7 +38,14 @@ from bot.jobs import LEADER_JOBS, schedule_delivery_jobs
 from bot.leadership import Elector
 from bot.operations import readiness_checks, skebby_status
 from bot.polling import PollingErrors
-from bot.sandbox_mode import sandbox_endpoint, start_simulator, telegram_endpoint
+from bot.sandbox_mode import (
+    SandboxInfo,
+    remove_sandbox_info,
+    sandbox_endpoint,
+    start_simulator,
+    telegram_endpoint,
+    write_sandbox_info,
+)
 from bot.settings import Settings, TelegramMode
 from bot.single_process import claim_single_process
 from bot.telegram_side import TelegramSide
@@ -47,9 +55,15 @@ from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
-from persistence import notifications
 from persistence.leaders import RESIGNED_CHANNEL
 from persistence.migrate import ensure_schema_current
+from persistence.notify import (
+    API_KEYS_CHANNEL,
+    OUTBOX_CHANNEL,
+    UPDATES_CHANNEL,
+    NotificationListener,
+    asyncpg_dsn,
+)
 from sandbox.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger(__name__)
@@ -58,6 +72,14 @@ BotPersistence = Literal["database", "memory"]
 Role = Literal["all", "web", "worker"]
 ROLES: tuple[Role, ...] = ("all", "web", "worker")
 SCHEDULER_LEADERSHIP = "scheduler"
+# How long a verified API key is trusted without asking the database; a revocation is heard at
+# once, so this bounds only changes nobody announces.
+KEY_CACHE_SECONDS = 5.0
+
+
+def local_host(bind_host: str) -> str:
+    """An address this machine reaches a server bound to ``bind_host`` on."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host  # noqa: S104
 
 
 class Service:
@@ -84,6 +106,7 @@ class Service:
         self.telegram: TelegramSide | None = None
         self.electors: dict[str, Elector] = {}
         self.http_port: int | None = None
+        self.key_cache = KeyCache(ttl=0)
         self.polling_errors = PollingErrors()
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
@@ -123,11 +146,12 @@ class Service:
             self._start_scheduler()
             await self._start_telegram_endpoint(context)
             await self._start_delivery(context)
+            await self._start_listener(context)
             if self.serves_http:
                 await self._start_http(context)
-            await self._start_listener(context)
             if self.delivers:
                 await self._start_electors(context)
+            self._announce_sandbox()
         except BaseException:
             await self.stop()
             raise
@@ -227,6 +251,7 @@ class Service:
             breaker_states=self.dispatcher.breaker_states,
             process=lambda: {"role": self.role, "leads": self.leads()},
             default_phone_region=settings.default_phone_region,
+            key_cache=self.key_cache,
         )
 
     async def _start_http(self, context: HeraldContext) -> None:
@@ -269,30 +294,42 @@ class Service:
         settings = self.settings
         if settings.telegram_webhook_url:
             return settings.telegram_webhook_url
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
+        host = local_host(settings.http_host)
         return f"http://{host}:{self.http_port}{settings.telegram_webhook_path}"
 
     async def _start_listener(self, context: HeraldContext) -> None:
-        """On PostgreSQL, other processes' news: new deliveries, stored updates, resignations."""
+        """On PostgreSQL, one connection LISTENs for the other processes' news: new deliveries,
+        stored updates, resigned leaderships and revoked keys. Verified API keys are cached only
+        while it listens (a revocation must be heard); on SQLite there is one process and no
+        cache."""
         if context.engine.dialect.name != "postgresql":
             return
+        self.key_cache = cache = KeyCache(ttl=KEY_CACHE_SECONDS)
         dispatcher = self.dispatcher
 
-        def outbox(channel: str | None) -> None:
+        def outbox(channel: str) -> None:
             if dispatcher is not None and self.delivers:
                 dispatcher.wake(channel or None)
 
-        def resigned(_name: str | None) -> None:
+        def resigned(_name: str) -> None:
             for elector in self.electors.values():
                 elector.poke()
 
-        listener = notifications.Listener(
-            notifications.driver_dsn(self.settings.database_url),
+        def listening(state: bool) -> None:
+            cache.set_listening(state)
+            if state:  # notifications may have been missed while it was away: look now
+                outbox("")
+                self._update_stored()
+
+        listener = NotificationListener(
+            asyncpg_dsn(context.engine.url),
             {
-                notifications.OUTBOX_CHANNEL: outbox,
-                notifications.UPDATES_CHANNEL: self._update_stored,
+                API_KEYS_CHANNEL: cache.on_notification,
+                OUTBOX_CHANNEL: outbox,
+                UPDATES_CHANNEL: self._update_stored,
                 RESIGNED_CHANNEL: resigned,
             },
+            on_state=listening,
         )
         await listener.start()
         self._stack.push_async_callback(listener.stop)
@@ -339,6 +376,19 @@ class Service:
             self.electors[name] = elector
             await elector.start()
             self._stack.push_async_callback(elector.stop)
+
+    def _announce_sandbox(self) -> None:
+        """Tell ``herald chat`` (and scripts) where this sandbox is: DATA_DIR/sandbox.json."""
+        if self.simulator is None or self.http_port is None:
+            return
+        info = SandboxInfo(
+            control_url=self.simulator.control_url,
+            api_url=f"http://{local_host(self.settings.http_host)}:{self.http_port}",
+            pid=os.getpid(),
+        )
+        path = write_sandbox_info(self.settings, info)
+        self._stack.callback(remove_sandbox_info, self.settings)
+        log.info("sandbox details for `herald chat` are in %s", path)
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order; calling it again does nothing."""

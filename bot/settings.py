@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     telegram_drop_pending_updates: bool = False
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_api_file_url: str = "https://api.telegram.org/file/bot"
-    telegram_sandbox_port: int = Field(default=8081, ge=0, le=65535)
+    # Unset: the sandbox's simulator takes a free port (DATA_DIR/sandbox.json tells herald chat).
+    telegram_sandbox_port: int | None = Field(default=None, ge=0, le=65535)
     telegram_rate_per_second: PositiveFloat = 30.0
     telegram_paid_broadcast: bool = False
     telegram_paid_rate_per_second: PositiveFloat = Field(default=1000.0, le=1000)
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
         "skebby_username",
         "skebby_password",
         "skebby_sender",
+        "telegram_sandbox_port",
         "delivery_deadline_hours_telegram",
         "delivery_deadline_hours_email",
         "delivery_deadline_hours_sms",

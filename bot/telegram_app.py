@@ -12,6 +12,7 @@ from bot.aiohttp_request import AiohttpRequest
 from bot.context import HeraldContext, TelegramEndpoint
 from bot.handlers import install_handlers, publish_commands
 from bot.handlers.context import HeraldApplication, HeraldCallbackContext
+from bot.polling import PollingErrors
 from bot.ptb_rate_limiter import SharedBudgetRateLimiter
 from bot.update_processor import PerChatUpdateProcessor
 from persistence.bot_persistence import DatabasePersistence
@@ -31,11 +32,13 @@ def build_application(
     *,
     webhook: bool,
     persistence: BasePersistence[Any, Any, Any] | None,
+    polling: PollingErrors | None = None,
 ) -> HeraldApplication:
     """The Application with every handler installed, not yet initialized.
 
     ``webhook=True`` builds it without an Updater: updates arrive through Herald's own web route.
     ``persistence=None`` keeps PTB's data in memory only (benchmarks compare the two).
+    ``polling`` sees the status of every getUpdates answer.
     """
     # The echo handler sends through do_api_request on purpose (no Message object to build);
     # PTB warns on every such call of a method it knows.
@@ -59,7 +62,9 @@ def build_application(
         .post_init(publish_commands)
         .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
         .request(AiohttpRequest(pool_size=CONCURRENT_UPDATES))
-        .get_updates_request(AiohttpRequest(pool_size=1))
+        .get_updates_request(
+            AiohttpRequest(pool_size=1, on_status=polling.answered if polling else None)
+        )
     )
     if persistence is not None:
         builder = builder.persistence(persistence)

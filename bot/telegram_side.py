@@ -72,7 +72,11 @@ class TelegramSide:
                 else database_persistence(context)
             )
             application = build_application(
-                context, context.telegram, webhook=webhook, persistence=persistence
+                context,
+                context.telegram,
+                webhook=webhook,
+                persistence=persistence,
+                polling=None if webhook else self._polling_errors,
             )
             await application.initialize()  # getMe; the persisted data is loaded here
             stack.push_async_callback(application.shutdown)  # flushes persistence

@@ -55,7 +55,15 @@ _EN: Final[dict[str, str]] = {
     ),
     "stopped": (
         "Done: you will no longer receive messages in this chat. To receive them again, "
-        "send /start and share your phone number."
+        "send /start."
+    ),
+    "opted_out": (
+        "You asked not to receive messages in this chat (/stop), so I cannot take this. "
+        "Send /start to receive them again."
+    ),
+    "resubscribed": (
+        "Welcome back, {names}! The notices and messages meant for you arrive in this chat "
+        "again.\n\nSend /stop to stop receiving them, /help for the commands."
     ),
     "not_registered": (
         "You are not registered yet, so I cannot take this. Send /start and share your phone "
@@ -115,8 +123,15 @@ _IT: Final[dict[str, str]] = {
         "Una volta registrato, ciò che scrivi qui arriva all'ufficio."
     ),
     "stopped": (
-        "Fatto: non riceverai più messaggi in questa chat. Per riceverli di nuovo, invia /start "
-        "e condividi il tuo numero di telefono."
+        "Fatto: non riceverai più messaggi in questa chat. Per riceverli di nuovo, invia /start."
+    ),
+    "opted_out": (
+        "Hai chiesto di non ricevere più messaggi in questa chat (/stop), quindi non posso "
+        "accettarlo. Invia /start per riceverli di nuovo."
+    ),
+    "resubscribed": (
+        "Bentornato, {names}! Gli avvisi e i messaggi destinati a te arrivano di nuovo in "
+        "questa chat.\n\nInvia /stop per non riceverli più, /help per i comandi."
     ),
     "not_registered": (
         "Non sei ancora registrato, quindi non posso accettarlo. Invia /start e condividi il tuo "

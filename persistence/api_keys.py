@@ -1,4 +1,4 @@
-"""API keys: generated once, shown once, stored only as a SHA-256 hash."""
+"""API keys: generated once, shown once, stored only as a SHA-256 hash; listed and revoked."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.common_queries import ConflictError, NotFoundError
 from persistence.models import ApiKey, User
+from persistence.notify import API_KEYS_CHANNEL, notify
 
 KEY_PREFIX = "hk_"
 _PREFIX_CHARS = 8
@@ -77,10 +79,76 @@ async def authenticate(session: AsyncSession, presented: str) -> User | None:
     return None
 
 
+async def list_keys(session: AsyncSession, user: User) -> list[ApiKey]:
+    """The keys ``user`` may see: their own; a superuser sees everyone's. Newest first."""
+    statement = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    if not user.is_superuser:
+        statement = statement.where(ApiKey.user_id == user.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def find_key(session: AsyncSession, user: User, reference: str) -> ApiKey:
+    """One key ``user`` may see, by id or by the prefix ``keys list`` shows (``hk_`` optional)."""
+    prefix = reference.removeprefix(KEY_PREFIX)
+    statement = select(ApiKey)
+    if reference.isdigit():
+        statement = statement.where((ApiKey.id == int(reference)) | (ApiKey.prefix == prefix))
+    else:
+        statement = statement.where(ApiKey.prefix == prefix)
+    if not user.is_superuser:
+        statement = statement.where(ApiKey.user_id == user.id)
+    found = list((await session.execute(statement)).scalars())
+    if not found:
+        raise NotFoundError(f"API key {reference}")
+    if len(found) > 1:
+        raise ConflictError(f"{reference!r} names {len(found)} keys: use the id")
+    return found[0]
+
+
+async def revoke_key(session: AsyncSession, user: User, key_id: int, now: datetime) -> ApiKey:
+    """Revoke one key ``user`` may see (once: revoking again keeps the first time).
+
+    Every running service hears of it at commit (PostgreSQL NOTIFY) and forgets the key at once.
+    """
+    statement = select(ApiKey).where(ApiKey.id == key_id)
+    if not user.is_superuser:
+        statement = statement.where(ApiKey.user_id == user.id)
+    key = (await session.execute(statement)).scalar()
+    if key is None:
+        raise NotFoundError(f"API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await session.flush()
+    await notify(session, API_KEYS_CHANNEL, key_revoked(key.key_hash))
+    return key
+
+
 async def revoke_api_key(session: AsyncSession, prefix: str) -> int:
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    """Revoke every active key with this prefix, whoever owns it; how many were revoked."""
+    statement = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+    keys = list((await session.execute(statement)).scalars())
+    now = datetime.now(UTC)
+    for key in keys:
+        key.revoked_at = now
+        await notify(session, API_KEYS_CHANNEL, key_revoked(key.key_hash))
+    await session.flush()
+    return len(keys)
+
+
+def key_revoked(key_hash: str) -> str:
+    """The notification payload that drops one key (by its hash) from every process's cache."""
+    return f"key:{key_hash}"
+
+
+def user_changed(user_id: int) -> str:
+    """The payload that drops every cached key of one user (deactivated, rights changed)."""
+    return f"user:{user_id}"
+
+
+def parse_key_notification(payload: str) -> tuple[str, str]:
+    """``key:<hash>`` → ("key", hash); ``user:<id>`` → ("user", id); anything else → ("all", "")
+    (an unknown payload is safest read as "forget everything")."""
+    kind, sep, value = payload.partition(":")
+    if sep and kind in ("key", "user") and value:
+        return kind, value
+    return "all", ""

@@ -28,7 +28,7 @@ from persistence.models import (
     MessageStatus,
     MessageTypology,
 )
-from persistence.notifications import OUTBOX_CHANNEL, notify
+from persistence.notify import OUTBOX_CHANNEL, notify
 from persistence.outbox import add_to_counters
 
 

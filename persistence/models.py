@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -177,11 +178,31 @@ class RecipientMixin(TimestampMixin):
     telegram_blocked: Mapped[bool] = mapped_column(default=False)
     note: Mapped[str] = mapped_column(Text, default="")
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The caller's own identifier (e.g. the customer code of their accounting system): what a
+    # repeated CSV import matches on. Unique per kind and owner (see external_id_indexes).
+    external_id: Mapped[str | None] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(server_default=_now_default(), onupdate=func.now())
+
+
+def external_id_indexes(table: str) -> tuple[Index, Index]:
+    """``external_id`` is unique per owner; among records with no owner it is unique too (a
+    plain unique index would let NULL owners repeat it)."""
+    unowned = text("owner_id IS NULL")
+    return (
+        Index(f"uq_{table}_owner_external_id", "owner_id", "external_id", unique=True),
+        Index(
+            f"uq_{table}_unowned_external_id",
+            "external_id",
+            unique=True,
+            postgresql_where=unowned,
+            sqlite_where=unowned,
+        ),
+    )
 
 
 class Customer(RecipientMixin, Base):
     __tablename__ = "customers"
+    __table_args__ = external_id_indexes("customers")
 
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
@@ -193,6 +214,7 @@ class Customer(RecipientMixin, Base):
 
 class ExternalSubject(RecipientMixin, Base):
     __tablename__ = "external_subjects"
+    __table_args__ = external_id_indexes("external_subjects")
 
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True

@@ -27,7 +27,7 @@ from persistence.models import (
     MessageRecipient,
     MessageStatus,
 )
-from persistence.notifications import OUTBOX_CHANNEL, notify
+from persistence.notify import OUTBOX_CHANNEL, notify
 
 MR = MessageRecipient
 IN_FLIGHT = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)

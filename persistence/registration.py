@@ -8,7 +8,7 @@ stored E.164 form; nothing here guesses with suffixes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -123,6 +123,24 @@ async def find_linked(
     return sorted(found, key=lambda r: (r.kind, r.id))
 
 
+async def _update_returning_linked(
+    sessions: SessionFactory,
+    kinds: RecipientKindRegistry,
+    where: Callable[[Any], ColumnElement[bool]],
+    **values: Any,
+) -> list[LinkedRecipient]:
+    """Set ``values`` on every kind's records matching ``where(model)``; the records changed."""
+    changed: list[LinkedRecipient] = []
+    async with sessions.begin() as session:
+        for kind in kinds:
+            model = kind.model
+            rows = await session.execute(
+                update(model).where(where(model)).values(**values).returning(model.id, model.name)
+            )
+            changed.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
+    return sorted(changed, key=lambda r: (r.kind, r.id))
+
+
 async def link_phone(
     sessions: SessionFactory, kinds: RecipientKindRegistry, phone_e164: str, chat_id: int
 ) -> list[LinkedRecipient]:
@@ -130,18 +148,14 @@ async def link_phone(
 
     Clears any earlier opt-out and blocked flag. Returns the records linked (none: unknown).
     """
-    linked: list[LinkedRecipient] = []
-    async with sessions.begin() as session:
-        for kind in kinds:
-            model = kind.model
-            rows = await session.execute(
-                update(model)
-                .where(model.sms == phone_e164)
-                .values(telegram_chat_id=chat_id, telegram_opted_out=False, telegram_blocked=False)
-                .returning(model.id, model.name)
-            )
-            linked.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
-    return sorted(linked, key=lambda r: (r.kind, r.id))
+    return await _update_returning_linked(
+        sessions,
+        kinds,
+        lambda model: model.sms == phone_e164,
+        telegram_chat_id=chat_id,
+        telegram_opted_out=False,
+        telegram_blocked=False,
+    )
 
 
 async def _flag_chat(
@@ -187,6 +201,36 @@ async def move_chat(
 async def opt_out(sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int) -> int:
     """The person sent /stop: no more broadcasts to this chat. Returns the records changed."""
     return await _flag_chat(sessions, kinds, chat_id, telegram_opted_out=True)
+
+
+async def has_opted_out(
+    sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
+) -> bool:
+    """Whether this chat is linked to records that sent /stop (and so are not "linked" now)."""
+    async with sessions() as session:
+        for kind in kinds:
+            model = kind.model
+            found = await session.execute(
+                select(model.id)
+                .where(model.telegram_chat_id == chat_id, model.telegram_opted_out.is_(True))
+                .limit(1)
+            )
+            if found.first() is not None:
+                return True
+    return False
+
+
+async def opt_in(
+    sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int
+) -> list[LinkedRecipient]:
+    """/start after /stop: this chat's opted-out records receive messages again."""
+    return await _update_returning_linked(
+        sessions,
+        kinds,
+        lambda model: (model.telegram_chat_id == chat_id) & model.telegram_opted_out.is_(True),
+        telegram_opted_out=False,
+        telegram_blocked=False,
+    )
 
 
 async def set_blocked(
@@ -352,20 +396,3 @@ async def store_inbound(
             counter = {"message_id": message_id, "status": DeliveryStatus.RECEIVED}
             await connection.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
     return int(message_id)
-
-
-async def add_recipient(
-    sessions: SessionFactory,
-    kinds: RecipientKindRegistry,
-    kind_name: str,
-    name: str,
-    phone_e164: str,
-    email: str | None = None,
-) -> LinkedRecipient:
-    """Create a recipient (``herald recipients add``): the record a person registers against."""
-    model = kinds.get(kind_name).model
-    async with sessions.begin() as session:
-        record = model(name=name, sms=phone_e164, email=email)
-        session.add(record)
-        await session.flush()
-        return LinkedRecipient(kind_name, int(record.id), name)

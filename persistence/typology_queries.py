@@ -81,3 +81,29 @@ async def delete_typology(session: AsyncSession, model: type[Any], tid: int) -> 
     record = await get_typology(session, model, tid)
     await session.delete(record)
     await session.flush()
+
+
+async def find_typology(session: AsyncSession, model: type[Any], reference: str) -> Any:
+    """A typology by id or by name (case-insensitive), as an operator types it."""
+    if reference.isdigit():
+        record = await session.get(model, int(reference))
+        if record is not None:
+            return record
+    statement = select(model).where(func.lower(model.name) == reference.strip().lower())
+    record = (await session.execute(statement)).scalar()
+    if record is None:
+        raise NotFoundError(f"typology {reference!r}")
+    return record
+
+
+async def typologies_named(
+    session: AsyncSession, models: dict[str, type[Any]], name: str
+) -> dict[str, int]:
+    """The id of the typology called ``name`` in each of ``models`` (by key) that has one."""
+    found: dict[str, int] = {}
+    for key, model in models.items():
+        statement = select(model.id).where(func.lower(model.name) == name.strip().lower())
+        tid = (await session.execute(statement)).scalar()
+        if tid is not None:
+            found[key] = int(tid)
+    return found

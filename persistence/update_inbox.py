@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import TelegramUpdate
-from persistence.notifications import UPDATES_CHANNEL, notify
+from persistence.notify import UPDATES_CHANNEL, notify
 
 U = TelegramUpdate
 PENDING, HANDLING, HANDLED = "pending", "handling", "handled"

@@ -111,7 +111,6 @@ async def running_api(
         clock=clock,
         readiness_checks=readiness or {},
         skebby_status=skebby_status,
-        auth_cache_seconds=0,
     )
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(context)))
     await client.start_server()

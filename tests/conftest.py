@@ -27,6 +27,7 @@ from persistence.migrate import upgrade
 from persistence.models import Base
 from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
+from tests.cli_support import Herald, configure
 from tests.factories import EpochClock
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -127,6 +128,18 @@ async def telegram_sim() -> AsyncIterator[TelegramSimulator]:
     """The project's Telegram Bot API simulator on a free loopback port."""
     async with TelegramSimulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def herald(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Herald:
+    """The real ``herald`` command line on the test database (both backends, through ``db``)."""
+    configure(monkeypatch, db.url, tmp_path / "data")
+    return Herald(capsys)
 
 
 @pytest.fixture

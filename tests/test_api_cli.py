@@ -42,16 +42,17 @@ async def test_import_broadcast_wait_and_show(
     """Import two people, plan, broadcast to the inbox and watch it finish, then show it."""
     csv_file = tmp_path / "people.csv"
     csv_file.write_text("name,phone\nNina,333 123 4567\nUgo,12\nEva,3337654321\n")
-    assert await _herald("recipients", "import", str(csv_file), "--kind", "customer") == 0
+    assert await _herald("recipients", "import", str(csv_file), "--kind", "customer") == 1
     out = capsys.readouterr().out
-    assert "created 2, updated 0, rejected 1" in out and "line 3: sms" in out
+    assert "created 2, updated 0, unchanged 0, rejected 1" in out
+    assert "│ 3    │ rejected │    │ sms: '12' is not a valid phone number" in out
     to = ["--to", f"customer:{await _customer_ids(db)}"]
     base = ["broadcast", "--channel", "storage", "--channel", "sms", *to, "--body", "Hi"]
     assert await _herald(*base, "--presend") == 0
     assert "Presend: 2 recipients" in capsys.readouterr().out
     assert await _herald(*base, "--wait", "--deliver") == 0
     out = capsys.readouterr().out
-    ids = [int(i) for i in re.findall(r"message (\d+) \(", out)]
+    ids = sorted({int(i) for i in re.findall(r"message (\d+) \(", out)})
     assert len(ids) == 2 and "success=2" in out
     assert await _herald("messages", "show", str(ids[0])) == 0
     shown = capsys.readouterr().out
@@ -67,7 +68,9 @@ async def test_wait_without_a_service_says_so(
     assert await _herald("recipients", "import", str(csv_file)) == 0
     argv = ["broadcast", "--channel", "storage", "--body", "Hi"]
     argv += ["--to", f"customer:{await _customer_ids(db)}"]
-    assert await _herald(*argv, "--wait", "--idle-timeout", "0.2") == 2
+    assert await _herald(*argv, "--wait", "--idle-timeout", "0.2") == 1
     assert "is `herald run` up?" in capsys.readouterr().err
-    assert await _herald(*argv, "--as", "nobody") == 2
-    assert await _herald("messages", "show", "999999") == 2
+    assert await _herald(*argv, "--as", "nobody") == 1
+    assert "no active user named 'nobody'" in capsys.readouterr().err
+    assert await _herald("messages", "show", "999999") == 1
+    assert "message 999999 not found" in capsys.readouterr().err

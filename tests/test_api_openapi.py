@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from admin_api.recipient_input import CSV_COLUMNS
 from tests.api_support import running_api
 from tests.conftest import Database
 from tests.factories import make_customers
@@ -60,6 +61,9 @@ async def test_document_lists_every_route_and_is_valid(db: Database, tmp_path: P
     schema = schemathesis.openapi.from_dict(document)
     operations = [_operation(result) for result in schema.get_all_operations()]
     assert len(operations) == len(documented)
+    csv_import = document["paths"]["/api/v1/recipients/{kind}/import"]["post"]
+    for column in CSV_COLUMNS:  # the accepted CSV columns are documented where clients look
+        assert f"`{column}`" in csv_import["description"], column
 
 
 def _operation(result: Any) -> Any:

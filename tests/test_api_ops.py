@@ -38,6 +38,7 @@ async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path
         assert ready == {
             "status": "ready",
             "checks": {"database": True, "bot": True},
+            "reasons": {},
             "breakers": {},
             "role": None,
             "leads": [],
@@ -51,6 +52,7 @@ async def test_healthz_and_readyz_report_each_check(db: Database, tmp_path: Path
             assert response.status == 503
             body = await response.json()
         assert body["checks"] == {"database": True, "bot": True, "smtp": False, "skebby": False}
+        assert body["reasons"] == {"skebby": "no answer within 0.05s"}
 
 
 async def test_metrics_expose_deliveries_requests_and_queue_depth(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -120,6 +121,7 @@ async def test_csv_import_reports_created_updated_and_rejected_rows(api: Api) ->
         expect=200,
     )
     assert (report["created"], report["updated"], report["rejected"]) == (1, 1, 5)
+    assert report["match"] == "id" and report["delimiter"] == ","
     assert report["ignored_columns"] == ["colour"]
     rejected = {r["line"]: r["errors"][0]["field"] for r in report["rows"] if r["errors"]}
     assert rejected == {3: "name", 4: "sms", 5: "email", 6: "typology", 8: "id"}
@@ -139,6 +141,64 @@ async def test_csv_import_all_or_nothing_writes_nothing_on_a_bad_row(api: Api) -
         CUSTOMERS + "/import", data=b"sms\n333\n", headers={"Content-Type": "text/csv"}
     )
     assert no_name["error"]["code"] == "validation_error"
+
+
+async def _import(api: Api, data: bytes, query: str = "", expect: int = 200) -> dict[str, Any]:
+    path = CUSTOMERS + "/import" + query
+    report: dict[str, Any] = await api.post(
+        path, data=data, headers={"Content-Type": "text/csv"}, expect=expect
+    )
+    return report
+
+
+async def test_a_second_import_of_a_spreadsheet_updates_instead_of_duplicating(api: Api) -> None:
+    """An Italian spreadsheet (; and a BOM) imports; again: unchanged; edited: updated."""
+    sheet = "\ufeffexternal_id;Nome;Telefono;email\nC-1;Anna Rossi;333 111 2222;anna@example.org\n"
+    sheet += "C-2;Bruno Bianchi;333 222 3333;\n"
+    first = await _import(api, sheet.encode())
+    assert (first["created"], first["match"], first["delimiter"]) == (2, "external_id", ";")
+    assert first["columns"] == ["external_id", "name", "sms", "email"]
+    again = await _import(api, sheet.encode())
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    edited = sheet.replace("anna@example.org", "anna.rossi@example.org")
+    edited += "C-3;Carla Verdi;;\nC-3;Carla Due;;\n"
+    third = await _import(api, edited.encode())
+    assert (third["created"], third["updated"], third["unchanged"], third["rejected"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    rows = {r["line"]: r for r in third["rows"]}
+    assert rows[2]["status"] == "updated" and rows[2]["changed"] == ["email"]
+    assert rows[5]["errors"][0] == {"field": "external_id", "message": "line 4 already names 'C-3'"}
+    listed = (await api.get(CUSTOMERS, expect=200))["items"]
+    assert sorted(r["external_id"] for r in listed) == ["C-1", "C-2", "C-3"]
+
+
+async def test_import_matches_on_phone_when_asked_and_refuses_ambiguity(api: Api) -> None:
+    """match=phone updates the record with that number; two records with it are rejected."""
+    await api.post(CUSTOMERS, json={"name": "Old", "sms": "3331112222"}, expect=201)
+    for name in ("Twin A", "Twin B"):
+        await api.post(CUSTOMERS, json={"name": name, "sms": "3339998888"}, expect=201)
+    sheet = b"name\tphone\nNew\t+39 333 111 2222\nTwin\t3339998888\n"
+    report = await _import(api, sheet, "?match=phone")
+    assert (report["updated"], report["rejected"], report["delimiter"]) == (1, 1, "\t")
+    assert "matches 2 customer records" in report["rows"][1]["errors"][0]["message"]
+    names = sorted(r["name"] for r in (await api.get(CUSTOMERS, expect=200))["items"])
+    assert names == ["New", "Twin A", "Twin B"]
+    missing = await _import(api, b"name\nX\n", "?match=email", expect=422)
+    assert "no 'email' column" in missing["error"]["message"]
+
+
+async def test_external_id_is_unique_per_owner_over_the_api(api: Api) -> None:
+    """A second recipient with the same external_id is a 409 naming the first."""
+    first = await api.post(CUSTOMERS, json={"name": "A", "external_id": "X1"}, expect=201)
+    again = await api.post(CUSTOMERS, json={"name": "B", "external_id": "X1"}, expect=409)
+    assert f"customer {first['id']}" in again["error"]["message"]
+    _, alice_key = await api.user("alice")
+    mine = await api.post(CUSTOMERS, json={"name": "C", "external_id": "X1"}, key=alice_key)
+    assert mine["external_id"] == "X1" and mine["owner_id"] is not None
 
 
 async def test_typology_crud_per_kind_and_for_messages(api: Api) -> None:

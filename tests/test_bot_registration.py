@@ -183,7 +183,35 @@ async def test_inbound_text_is_stored_and_echoed_then_stop_opts_out(
     assert "no longer receive messages" in (stopped.text or "")
     assert (await recipient_state(db, Customer, customer))["opted_out"] is True
     assert (await recipient_state(db, ExternalSubject, subject))["opted_out"] is True
-    assert "not registered yet" in ((await fede.say("still there?")).text or "")
+
+
+async def test_after_stop_the_bot_says_how_to_come_back_and_start_resubscribes(
+    service: Service, db: Database, sim: TelegramSimulator
+) -> None:
+    """After /stop I am told I opted out and to send /start; /start subscribes me again."""
+    customer = await add_customer(db, "Fede", PHONE, chat_id=516)
+    fede = Person(sim, 516, "Fede")
+    await fede.say("/stop")
+    refused = (await fede.say("still there?")).text or ""
+    assert "You asked not to receive messages" in refused and "/start" in refused
+    assert "not registered" not in refused
+    back = await fede.say("/start")
+    assert "Welcome back, Fede!" in (back.text or "") and removes_keyboard(back)
+    assert (await recipient_state(db, Customer, customer))["opted_out"] is False
+    echo = await fede.say("hello again")
+    assert "hello again" in (echo.text or "")
+
+
+async def test_a_failed_explanation_still_stops_the_update_at_the_gate(
+    service: Service, sim: TelegramSimulator
+) -> None:
+    """When the gate's own reply fails, no other handler answers that update in its place."""
+    eve = Person(sim, 515, "Eve")
+    sim.fail_next("sendMessage", error_code=400, description="Bad Request: odd", chat_id=515)
+    await sim.send_text(515, "hello")  # the gate's "not registered" reply fails
+    first_reply = await eve.say("/help")  # updates of one chat are handled in order
+    assert "/cancel" in (first_reply.text or "")  # the help, not a second handler's answer
+    assert [m.text for m in eve.received] == [first_reply.text]
 
 
 async def test_blocking_flags_linked_records_and_unblock_with_start_clears_it(

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ChatMemberHandler,
@@ -55,14 +56,29 @@ def install_handlers(application: HeraldApplication) -> None:
 
 
 async def publish_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """The bot's command menu in every language we speak (``post_init``)."""
+    """The bot's command menu in every language we speak (``post_init``).
+
+    The menu is cosmetic: when Telegram refuses it, one warning says so and the bot starts.
+    """
     if not isinstance(application, HeraldApplication):
         raise TypeError("publish_commands needs a HeraldApplication")
     default = application.herald.settings.default_language
+    failed: list[str] = []
+    reason = ""
     for language in (None, *LANGUAGES):
         texts = Texts(language or default)
         commands = [BotCommand(name, texts(f"cmd_{name}")) for name in BOT_COMMANDS]
-        await application.bot.set_my_commands(commands, language_code=language)
+        try:
+            await application.bot.set_my_commands(commands, language_code=language)
+        except TelegramError as exc:
+            failed.append(language or "default")
+            reason = str(exc)
+    if failed:
+        log.warning(
+            "could not publish the bot's command menu (%s): %s; the bot works without it",
+            ", ".join(failed),
+            reason,
+        )
 
 
 async def log_error(update: object, context: HeraldCallbackContext) -> None:

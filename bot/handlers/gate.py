@@ -1,17 +1,24 @@
 """The access gate (the seed's ``check_user``), in handler group -1.
 
 People who are not linked may use /start, /help, /cancel and whatever the registration
-conversation handles; anything else gets one explanation and goes no further. Updates without a
-message (membership changes, callback queries, edits) never crash it.
+conversation handles; anything else gets one explanation ("not registered", or "you opted out,
+send /start" after a /stop) and goes no further, even when that explanation cannot be sent.
+Updates without a message (membership changes, callback queries, edits) never crash it.
 """
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ConversationHandler
 
 from bot.handlers.context import HeraldCallbackContext
+from persistence.registration import has_opted_out
+
+log = logging.getLogger(__name__)
 
 OPEN_COMMANDS = frozenset({"start", "help", "cancel"})
 MAX_CALLBACK_ANSWER = 200
@@ -39,7 +46,10 @@ class AccessGate:
         context.linked = None  # always look it up afresh for a new update
         if await context.linked_for(chat.id) or self._allowed(update):
             return
-        await self._explain(update, context)
+        try:
+            await self._explain(update, context, chat.id)
+        except TelegramError as exc:  # the update stops here all the same
+            log.warning("could not tell chat %s why it was turned away: %s", chat.id, exc)
         raise ApplicationHandlerStop
 
     def _allowed(self, update: Update) -> bool:
@@ -48,8 +58,10 @@ class AccessGate:
         return self._registration.check_update(update) is not None
 
     @staticmethod
-    async def _explain(update: Update, context: HeraldCallbackContext) -> None:
-        text = context.texts(update)("not_registered")
+    async def _explain(update: Update, context: HeraldCallbackContext, chat_id: int) -> None:
+        herald = context.herald
+        stopped = await has_opted_out(herald.sessions, herald.recipient_kinds, chat_id)
+        text = context.texts(update)("opted_out" if stopped else "not_registered")
         if update.message is not None:
             await update.message.reply_text(text)
         elif update.callback_query is not None:

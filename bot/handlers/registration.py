@@ -19,7 +19,7 @@ from telegram.ext import (
 from bot.handlers.context import HeraldCallbackContext
 from bot.texts import Texts
 from persistence.phones import normalize_phone
-from persistence.registration import LinkedRecipient, link_phone, set_blocked
+from persistence.registration import LinkedRecipient, link_phone, opt_in, set_blocked
 
 CONVERSATION_NAME = "registration"
 WAITING_CONTACT = "waiting_contact"  # stored in the database: keep it stable
@@ -43,12 +43,19 @@ async def start(update: Update, context: HeraldCallbackContext) -> object:
     if message is None or chat is None or user is None:
         return END
     texts = context.texts(update)
+    herald = context.herald
     linked = await context.linked_for(chat.id)
     if linked:
-        herald = context.herald
         await set_blocked(herald.sessions, herald.recipient_kinds, chat.id, blocked=False)
         await message.reply_text(
             texts("start_linked", names=names_of(linked)), reply_markup=ReplyKeyboardRemove()
+        )
+        return END
+    back = await opt_in(herald.sessions, herald.recipient_kinds, chat.id)
+    if back:  # /start after /stop: subscribed again, no need to share the number again
+        context.linked = back
+        await message.reply_text(
+            texts("resubscribed", names=names_of(back)), reply_markup=ReplyKeyboardRemove()
         )
         return END
     await message.reply_text(

@@ -1,0 +1,109 @@
+"""The ``herald`` command line: one module per noun, one ``main()``.
+
+``main()`` is the only place where an exception becomes an exit code and a message: 0 when the
+command did everything it says, 1 when something was rejected or not found, 2 for usage and
+configuration errors (see ``bot.cli.common``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from telegram.error import TelegramError
+
+from admin_api.errors import ApiError
+from bot import event_loop
+from bot.cli import broadcast, keys, messages, recipients, service, typologies
+from bot.cli.common import CliError, UsageError, print_json, validation_message
+from bot.logging_setup import configure_logging
+from bot.sandbox_mode import SandboxBusyError
+from bot.settings import ConfigurationError, load_settings
+from channels.composition import CompositionError, IdempotencyConflictError
+from persistence.common_queries import ConflictError, InvalidFieldError, NotFoundError
+from persistence.migrate import SchemaOutOfDateError
+
+log = logging.getLogger("herald")
+
+COMMAND_MODULES = (service, recipients, typologies, broadcast, messages, keys)
+
+EXAMPLES = """\
+first steps (after `make run`, in a second terminal):
+  .venv/bin/herald recipients add --name "Ada Lovelace" --phone +393331234567
+  .venv/bin/herald chat
+  .venv/bin/herald broadcast --channel telegram --to customer:1 --body "Hello" --wait
+
+`herald COMMAND --help` shows each command's options and an example."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herald",
+        description="Herald: Telegram-first notification service.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.add_parsers(commands)
+    return parser
+
+
+def failure(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and one-line message for an exception a command may end with."""
+    if isinstance(exc, UsageError | ConfigurationError | SchemaOutOfDateError | SandboxBusyError):
+        return 2, str(exc)
+    if isinstance(exc, ValidationError):
+        return 2, validation_message(exc)
+    if isinstance(exc, NotFoundError):
+        return 1, f"{exc} not found"
+    if isinstance(exc, CompositionError | InvalidFieldError):
+        return 1, f"{exc.field}: {exc.message}"
+    if isinstance(exc, CliError | ConflictError | IdempotencyConflictError):
+        return 1, str(exc)
+    if isinstance(exc, ApiError):
+        return 1, exc.message
+    if isinstance(exc, TelegramError):
+        return 1, f"Telegram answered: {exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error argparse has explained (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    as_json = bool(getattr(args, "json", False))
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        return _fail(2, f"configuration error: {exc}", as_json)
+    configure_logging(settings.log_level, settings.secrets())
+    try:
+        event_loop.run(args.handler(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`herald ... | head`): nothing to say
+        return 1
+    except Exception as exc:
+        known = failure(exc)
+        if known is not None:
+            return _fail(*known, as_json and not getattr(exc, "reported", False))
+        if isinstance(exc, OSError):  # e.g. the port is taken or the database is unreachable
+            log.error("cannot continue: %s", exc)
+            return 1
+        raise
+    return 0
+
+
+def _fail(code: int, message: str, as_json: bool) -> int:
+    if as_json:
+        print_json({"error": {"message": message, "exit_code": code}})
+    print(f"herald: {message}", file=sys.stderr)
+    return code
+
+
+__all__ = ["build_parser", "configure_logging", "failure", "main"]
