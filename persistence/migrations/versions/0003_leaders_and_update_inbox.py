@@ -1,7 +1,7 @@
 """leaders and the webhook update inbox
 
-Revision ID: 0002_leaders_and_update_inbox
-Revises: 0001
+Revision ID: 0003_leaders_and_update_inbox
+Revises: 0002_recipient_external_id
 Create Date: 2026-12-01
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0002_leaders_and_update_inbox"
-down_revision: str | None = "0001"
+revision: str = "0003_leaders_and_update_inbox"
+down_revision: str | None = "0002_recipient_external_id"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
