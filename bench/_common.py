@@ -74,9 +74,12 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[SmtpSink]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.smtp_sink"], stdout=subprocess.PIPE, text=True
+def smtp_sink(latency: float = 0.0) -> Iterator[SmtpSink]:
+    """The sink process; ``latency`` seconds spent on each message (a slow mail server)."""
+    process = subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-m", "bench.smtp_sink", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     sink = SmtpSink(int(process.stdout.readline().split()[1]))

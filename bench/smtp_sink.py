@@ -5,6 +5,7 @@ Prints ``READY <port>`` once listening; on SIGTERM prints ``RECEIVED <count>`` a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
@@ -16,16 +17,21 @@ from bot import event_loop
 
 
 class CountingHandler:
-    def __init__(self) -> None:
+    def __init__(self, latency: float) -> None:
         self.received = 0
+        self.latency = latency
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)  # a slow mail server
         self.received += 1
         return "250 OK"
 
 
 async def main() -> None:
-    handler = CountingHandler()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per message")
+    handler = CountingHandler(parser.parse_args().latency)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", 0)
     stop = asyncio.Event()

@@ -25,6 +25,9 @@ from persistence.database import SessionFactory
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+# Told whether the leadership ends cleanly (this process stops: what is in flight may finish,
+# the leadership is still valid) or is lost (stop acting at once).
+LostHook = Callable[[bool], Awaitable[None]]
 
 
 class Elector:
@@ -35,7 +38,7 @@ class Elector:
         sessions: SessionFactory,
         *,
         on_elected: Hook,
-        on_lost: Hook,
+        on_lost: LostHook,
         ttl: float = 10.0,
         renew_seconds: float = 3.0,
         margin: float = 2.0,
@@ -90,7 +93,7 @@ class Elector:
                 await self._task
             self._task = None
         was_held = self._held
-        await self._lose("stopping")
+        await self._lose("stopping", clean=True)
         if was_held:
             await self._resign()
 
@@ -144,7 +147,7 @@ class Elector:
                 await self._on_elected()
             except Exception as exc:
                 self._held = False
-                await self._on_lost()
+                await self._on_lost(False)
                 await self._resign()
                 if raise_errors:
                     raise
@@ -157,7 +160,7 @@ class Elector:
         except Exception as exc:  # the database is away: the leadership simply expires
             log.warning("could not resign %s (%s); it expires by itself", self.name, exc)
 
-    async def _lose(self, why: str) -> None:
+    async def _lose(self, why: str, *, clean: bool = False) -> None:
         async with self._transition:
             if self._expiry is not None:
                 self._expiry.cancel()
@@ -167,4 +170,4 @@ class Elector:
             self._held = False
             self._valid_until = 0.0
             log.warning("this process no longer leads %s: %s", self.name, why)
-            await self._on_lost()
+            await self._on_lost(clean)

@@ -354,14 +354,14 @@ class Service:
                 if scheduler.get_job(job_id) is not None:
                     scheduler.resume_job(job_id)
 
-        async def pause_jobs() -> None:
+        async def pause_jobs(_clean: bool) -> None:
             for job_id in LEADER_JOBS:
                 if scheduler.get_job(job_id) is not None:
                     scheduler.pause_job(job_id)
 
         for name, elected, lost in (
             (SCHEDULER_LEADERSHIP, run_jobs, pause_jobs),
-            (self.telegram_leadership, telegram.start, telegram.stop),
+            (self.telegram_leadership, telegram.start, telegram.step_down),
         ):
             elector = Elector(
                 name,

@@ -28,6 +28,10 @@ async def _nothing() -> None:
     return None
 
 
+async def _nothing_lost(_clean: bool) -> None:
+    return None
+
+
 def _gone(holder: str) -> bool:
     """True when ``holder`` (host:pid:...) names a process of this machine that has ended."""
     host, _, rest = holder.partition(":")
@@ -56,7 +60,7 @@ async def claim_single_process(
             # The process died without a clean stop: what it led is free at once.
             await leaders.release_all_of(session, current.holder)
     elector = Elector(
-        CLAIM, holder, sessions, on_elected=_nothing, on_lost=_nothing, observer=observer
+        CLAIM, holder, sessions, on_elected=_nothing, on_lost=_nothing_lost, observer=observer
     )
     await elector.start()
     if not elector.holds:

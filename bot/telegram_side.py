@@ -28,6 +28,8 @@ from channels.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
+CLEAN_STOP_GRACE_SECONDS = 10.0
+
 
 class TelegramSide:
     def __init__(
@@ -53,6 +55,7 @@ class TelegramSide:
         self.application: HeraldApplication | None = None
         self.consumer: UpdateConsumer | None = None
         self._stack: AsyncExitStack | None = None
+        self._grace = 0.0
 
     @property
     def running(self) -> bool:
@@ -87,8 +90,13 @@ class TelegramSide:
             stack.push_async_callback(application.stop)
             await self._start_updates(application, stack)
             if self._dispatcher is not None:
-                self._dispatcher.start_channel("telegram")
-                stack.push_async_callback(self._dispatcher.stop_channel, "telegram")
+                dispatcher = self._dispatcher
+                dispatcher.start_channel("telegram")
+
+                async def stop_worker() -> None:
+                    await dispatcher.stop_channel("telegram", grace_seconds=self._grace)
+
+                stack.push_async_callback(stop_worker)
         except BaseException:
             await self.stop()
             raise
@@ -125,6 +133,12 @@ class TelegramSide:
         )
         stack.push_async_callback(updater.stop)
         log.info("Telegram bot is polling for updates")
+
+    async def step_down(self, clean: bool) -> None:
+        """The leadership ends: on a clean stop Telegram sends already on their way finish and
+        are recorded (no duplicates for the next leader); on a loss everything stops at once."""
+        self._grace = CLEAN_STOP_GRACE_SECONDS if clean else 0.0
+        await self.stop()
 
     async def stop(self) -> None:
         stack, self._stack = self._stack, None

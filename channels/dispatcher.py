@@ -138,6 +138,7 @@ class Dispatcher:
         # A channel may send only while its gate is open (the Telegram leadership): checked
         # right before every send, so a process that lost it stops at once.
         self._gates: dict[str, Callable[[], bool]] = {}
+        self._closing: set[str] = set()  # channels whose worker is asked to finish
         self._messages: dict[int, OutgoingMessage] = {}
         self._first_due: dict[int, datetime] = {}
         self._cancelled: set[int] = set()
@@ -172,7 +173,12 @@ class Dispatcher:
         task = self._workers.pop(name, None)
         if task is None:
             return
-        await _finish([task], grace_seconds)
+        self._closing.add(name)
+        self.wake(name)
+        try:
+            await _finish([task], grace_seconds)
+        finally:
+            self._closing.discard(name)
 
     def set_gate(self, channel: str, gate: Callable[[], bool]) -> None:
         self._gates[channel] = gate
@@ -276,7 +282,7 @@ class Dispatcher:
         breaker = self.breakers[channel]
         episode = self._episode(f"dispatcher worker for {channel}")
         try:
-            while not self._stopping:
+            while not self._stopping and channel not in self._closing:
                 try:
                     while len(inflight) >= self.config.max_inflight_batches:
                         _, inflight = await asyncio.wait(

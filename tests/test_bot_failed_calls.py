@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import Person, running_service, wait_until
-from tests.conftest import Database
+from tests.conftest import Database, _create_postgres_database, _drop_postgres_database, _migrate
 from tests.service_process import ServiceProcess
 
 
@@ -49,12 +50,34 @@ async def _readiness(port: int) -> tuple[int, dict[str, Any]]:
 async def test_two_processes_polling_one_bot_are_reported_once_and_unready(
     db: Database, sim: TelegramSimulator, tmp_path: Path
 ) -> None:
-    """A second `herald run` on the same token: each says so in one error line naming the cause,
-    /readyz says why it is not ready, no tracebacks; when one stops, the other recovers."""
+    """Two separate installations (each its own database, so nothing elects one poller) on the
+    same token: each says so in one error line naming the cause, /readyz says why it is not
+    ready, no tracebacks; when one stops, the other recovers."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    first = ServiceProcess.for_simulator(tmp_path / "a", db.url, sim)
-    second = ServiceProcess.for_simulator(tmp_path / "b", db.url, sim)
+    async with separate_database(db, tmp_path) as other_url:
+        await _two_pollers(db.url, other_url, sim, tmp_path)
+
+
+@asynccontextmanager
+async def separate_database(db: Database, tmp_path: Path) -> AsyncIterator[str]:
+    """A second migrated database of the same kind, dropped afterwards."""
+    if db.backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+        await _migrate(url)
+        yield url
+        return
+    url = await _create_postgres_database()
+    try:
+        await _migrate(url)
+        yield url
+    finally:
+        await _drop_postgres_database(url)
+
+
+async def _two_pollers(url: str, other_url: str, sim: TelegramSimulator, tmp_path: Path) -> None:
+    first = ServiceProcess.for_simulator(tmp_path / "a", url, sim)
+    second = ServiceProcess.for_simulator(tmp_path / "b", other_url, sim)
     await first.start()
     try:
         assert first.port is not None

@@ -73,18 +73,21 @@ def _as_the_platform_runs_it(command: str, **env: str) -> list[str]:
 
 
 def test_the_procfile_runs_herald_commands_that_parse() -> None:
-    """The release and web processes are valid commands; web binds every interface unless
-    HTTP_HOST says otherwise, and takes the platform's PORT."""
+    """The release, web and worker processes are valid commands; web binds every interface
+    unless HTTP_HOST says otherwise, takes the platform's PORT and does everything; the worker
+    only delivers."""
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
     processes = dict(line.split(": ", 1) for line in procfile if line.strip())
-    assert set(processes) == {"release", "web"}
+    assert set(processes) == {"release", "web", "worker"}
     parser = cli.build_parser()
     for command in processes.values():
         argv = _as_the_platform_runs_it(command)
         assert argv[0] == "herald"
         parser.parse_args(argv[1:])
     web = parser.parse_args(_as_the_platform_runs_it(processes["web"])[1:])
-    assert (web.command, web.host, web.port) == ("run", "0.0.0.0", None)  # noqa: S104
+    assert (web.command, web.host, web.port, web.role) == ("run", "0.0.0.0", None, "all")  # noqa: S104
+    worker = parser.parse_args(_as_the_platform_runs_it(processes["worker"])[1:])
+    assert (worker.command, worker.role) == ("run", "worker")
     chosen = _as_the_platform_runs_it(processes["web"], HTTP_HOST="10.1.2.3")
     assert parser.parse_args(chosen[1:]).host == "10.1.2.3"
 

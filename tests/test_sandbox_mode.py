@@ -27,6 +27,7 @@ from sandbox.telegram_simulator import TelegramSimulator
 from tests.bot_support import wait_until
 from tests.cli_support import Herald
 from tests.conftest import Database
+from tests.conftest import _migrate as migrate_database
 from tests.service_process import ServiceProcess
 
 
@@ -73,7 +74,11 @@ async def test_two_sandboxes_run_side_by_side_and_clean_up_their_files(
 ) -> None:
     """Two sandboxes with their own DATA_DIR take free ports and write sandbox.json; a third on
     a busy DATA_DIR is refused in one line; a clean stop removes the file."""
-    first, second = _sandbox(tmp_path / "one", db.url), _sandbox(tmp_path / "two", db.url)
+    second_url = db.url
+    if db.backend == "sqlite":  # SQLite runs one Herald process: the second has its own file
+        second_url = f"sqlite+aiosqlite:///{tmp_path / 'second.db'}"
+        await migrate_database(second_url)
+    first, second = _sandbox(tmp_path / "one", db.url), _sandbox(tmp_path / "two", second_url)
     await first.start()
     try:
         await second.start()

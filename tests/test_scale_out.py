@@ -20,7 +20,7 @@ from bot.delivery import build_composer
 from channels.composition import ComposeRequest
 from persistence.models import Customer, MessageRecipient
 from sandbox.telegram_simulator import TelegramSimulator
-from tests.bot_support import Person, wait_until
+from tests.bot_support import Person, free_port, wait_until
 from tests.conftest import Database
 from tests.factories import FakeClock, delivery_settings, make_customers, make_user
 from tests.service_process import ServiceProcess
@@ -101,11 +101,19 @@ async def _telegram_leader(processes: list[ServiceProcess]) -> ServiceProcess | 
 
 @asynccontextmanager
 async def _cluster(
-    count: int, tmp_path: Path, urls: list[str], sim: TelegramSimulator, **settings: str
+    count: int,
+    tmp_path: Path,
+    urls: list[str],
+    sim: TelegramSimulator,
+    *,
+    each: list[dict[str, str]] | None = None,
+    **settings: str,
 ) -> AsyncIterator[list[ServiceProcess]]:
+    """``count`` processes; ``each`` holds settings of one process apiece (its PORT...)."""
+    own = each or [{} for _ in range(count)]
     processes = [
         ServiceProcess.for_simulator(
-            tmp_path / f"p{i}", urls[i % len(urls)], sim, **{**SETTINGS, **settings}
+            tmp_path / f"p{i}", urls[i % len(urls)], sim, **{**SETTINGS, **settings, **own[i]}
         )
         for i in range(count)
     ]
@@ -154,11 +162,17 @@ async def test_kill_9_of_the_telegram_leader_hands_over_within_the_ttl(
     every update people sent meanwhile is answered."""
     ids = await _people(db, telegram_sim, 600)
     extra = {"telegram_mode": mode}
+    each: list[dict[str, str]] | None = None
     if mode == "webhook":
+        # Telegram posts to one address (a load balancer's): here the second process, which
+        # stores what it receives whoever leads.
+        ports = [str(free_port()), str(free_port())]
         extra["telegram_webhook_secret"] = "failover-secret"
-    async with _cluster(2, tmp_path, [db.url], telegram_sim, **extra) as processes:
+        extra["telegram_webhook_url"] = f"http://127.0.0.1:{ports[1]}/telegram/webhook"
+        each = [{"port": port} for port in ports]
+    async with _cluster(2, tmp_path, [db.url], telegram_sim, each=each, **extra) as processes:
         leader = await _telegram_leader(processes)
-        assert leader is not None
+        assert leader is processes[0]
         message_id = await _broadcast(db, tmp_path, ids)
         await telegram_sim.wait_for_sends(150, timeout=60)
         await leader.kill()
