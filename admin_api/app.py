@@ -13,6 +13,7 @@ from admin_api.auth import KEY_CACHE, OPERATIONS, KeyCache, auth_middleware
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import error_middleware, metrics_middleware, request_id_middleware
 from admin_api.openapi import build_document
+from admin_api.outage import DATABASE_OUTAGE, outage_log, outage_middleware
 from admin_api.routing import Operation
 from admin_api.views_ops import OPENAPI_DOCUMENT
 
@@ -31,9 +32,16 @@ def route_table(context: ApiContext) -> list[Operation]:
 def create_app(context: ApiContext) -> web.Application:
     app = web.Application(
         client_max_size=context.max_request_bytes,
-        middlewares=[request_id_middleware, metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            metrics_middleware,
+            error_middleware,
+            outage_middleware,
+            auth_middleware,
+        ],
     )
     app[API_CONTEXT] = context
+    app[DATABASE_OUTAGE] = outage_log(context.database_retry_after_seconds)
     app[KEY_CACHE] = KeyCache(context.auth_cache_seconds)
     operations = route_table(context)
     by_route: dict[object, Operation] = {}

@@ -39,6 +39,8 @@ class ApiContext:
     default_phone_region: str = "IT"
     # A verified API key is trusted for this long before it is checked again (revocation delay).
     auth_cache_seconds: float = 5.0
+    # While the database is unreachable every route answers 503 with this Retry-After.
+    database_retry_after_seconds: int = 5
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

@@ -23,7 +23,16 @@ _ERROR_TEXT = {
     422: "Invalid fields; details list each field path.",
     500: "Unexpected error; quote the request id.",
     502: "The upstream provider failed.",
-    503: "Not available.",
+    503: (
+        "The database is unreachable (code `database_unavailable`, with `Retry-After`), or a "
+        "component the operation needs is not configured."
+    ),
+}
+
+
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again (while the database is unreachable).",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -124,6 +133,8 @@ def _operation(components: _Components, op: Operation) -> dict[str, Any]:
             "description": _ERROR_TEXT.get(status, "Error."),
             "content": {JSON: {"schema": error_ref}},
         }
+        if status == 503:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
     document: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,

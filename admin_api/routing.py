@@ -63,6 +63,8 @@ class Operation:
     superuser: bool = False
     description: str = ""
     headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Reads or writes the database: answers 503 while it is unreachable.
+    database: bool = True
 
     @property
     def operation_id(self) -> str:
@@ -79,6 +81,8 @@ class Operation:
 
     def error_statuses(self) -> list[int]:
         statuses = {422, 500, *self.errors}
+        if self.database:
+            statuses.add(503)
         if not self.public:
             statuses.add(401)
         if self.superuser:

@@ -78,6 +78,7 @@ class Metrics:
         self._latency: dict[Labels, _Histogram] = {}
         self._updates = 0
         self._http: defaultdict[Labels, int] = defaultdict(int)
+        self._database_unavailable: defaultdict[str, int] = defaultdict(int)
 
     # --- recording --------------------------------------------------------------------------
 
@@ -97,6 +98,10 @@ class Metrics:
     def http_request(self, route: str, status: int) -> None:
         self._http[(("route", route), ("status", str(status)))] += 1
 
+    def database_unavailable(self, component: str) -> None:
+        """``component`` (e.g. "api") could not reach the database once."""
+        self._database_unavailable[component] += 1
+
     # --- reading ----------------------------------------------------------------------------
 
     def deliveries(self, channel: str, status: str) -> int:
@@ -107,6 +112,9 @@ class Metrics:
 
     def http_requests_total(self) -> int:
         return sum(self._http.values())
+
+    def database_unavailable_total(self, component: str) -> int:
+        return self._database_unavailable.get(component, 0)
 
     @property
     def updates_handled(self) -> int:
@@ -133,6 +141,15 @@ class Metrics:
         family("herald_http_requests_total", "counter", "Admin API requests by route and status.")
         for labels, value in sorted(self._http.items()):
             lines.append(f"herald_http_requests_total{_labels(labels)} {value}")
+        family(
+            "herald_database_unavailable_total",
+            "counter",
+            "Operations that failed because the database was unreachable, per component.",
+        )
+        for component, value in sorted(self._database_unavailable.items()):
+            lines.append(
+                f"herald_database_unavailable_total{_labels((('component', component),))} {value}"
+            )
         if queue_depth is not None:
             family("herald_queue_depth", "gauge", "Deliveries pending or in flight, per channel.")
             for channel, depth in sorted(queue_depth.items()):
