@@ -16,11 +16,10 @@ from aiohttp import web
 
 from admin_api.context import API_CONTEXT
 from admin_api.errors import ApiError, Handler
-from admin_api.routing import USER, Operation
+from admin_api.routing import USER, operation_of
 from persistence.api_keys import authenticate
 from persistence.models import User
 
-OPERATIONS = web.AppKey("operations", dict[object, Operation])
 _MAX_CACHED_KEYS = 10_000
 
 
@@ -73,7 +72,7 @@ async def _user_for(request: web.Request, presented: str) -> User | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    operation = request.app[OPERATIONS].get(request.match_info.route)
+    operation = operation_of(request)
     if operation is None or operation.public:
         return await handler(request)  # unknown routes answer 404/405 by themselves
     header = request.headers.get("Authorization", "")

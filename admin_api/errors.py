@@ -107,7 +107,8 @@ def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str,
     details = []
     for item in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = [prefix, *item["loc"]] if prefix else list(item["loc"])
-        details.append({"loc": loc, "message": item["msg"], "type": item["type"]})
+        message = str(item["msg"]).removeprefix("Value error, ")
+        details.append({"loc": loc, "message": message, "type": item["type"]})
     return details
 
 

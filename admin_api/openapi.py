@@ -7,8 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from admin_api.routing import JSON, Operation
-from admin_api.schemas import ErrorOut
+from admin_api.routing import JSON, MultipartForm, Operation
+from admin_api.schemas import (
+    JSON_OBJECT_MARKER,
+    JSON_VALUE_SCHEMAS,
+    RECIPIENT_KIND_MARKER,
+    ErrorOut,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -145,24 +150,75 @@ def _operation(components: _Components, op: Operation) -> dict[str, Any]:
     if op.description:
         document["description"] = op.description
     if op.body is not None:
-        content = {}
+        content: dict[str, Any] = {}
         for media_type, body in op.body.content.items():
-            schema = (
-                components.ref(body, "validation")
-                if isinstance(body, type) and issubclass(body, BaseModel)
-                else dict(body)
-            )
-            content[media_type] = {"schema": schema}
+            if isinstance(body, MultipartForm):
+                content[media_type] = _form(components, body)
+            elif isinstance(body, type) and issubclass(body, BaseModel):
+                content[media_type] = {"schema": components.ref(body, "validation")}
+            else:
+                content[media_type] = {"schema": dict(body)}
         document["requestBody"] = {"required": True, "content": content}
     document["security"] = [] if op.public else [{"bearerAuth": []}]
     return document
 
 
-def build_document(operations: Sequence[Operation], *, version: str = "1.0.0") -> dict[str, Any]:
+def _form(components: _Components, form: MultipartForm) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    encoding: dict[str, Any] = {}
+    for name, part in form.parts.items():
+        if isinstance(part, type) and issubclass(part, BaseModel):
+            properties[name] = components.ref(part, "validation")
+            encoding[name] = {"contentType": JSON}
+        else:
+            properties[name] = dict(part)
+            if name in form.text_parts:
+                encoding[name] = {"contentType": form.text_parts[name]}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        **form.rules,
+    }
+    if form.required:
+        schema["required"] = list(form.required)
+    entry: dict[str, Any] = {"schema": schema}
+    if encoding:
+        entry["encoding"] = encoding
+    return entry
+
+
+_MARKER_KEYS = {*RECIPIENT_KIND_MARKER, *JSON_OBJECT_MARKER}
+
+
+def _resolve_markers(node: Any, kinds: Sequence[str]) -> Any:
+    """What pydantic cannot write: the registered recipient kinds, the recursive JSON schema."""
+    if isinstance(node, dict):
+        kept = {k: _resolve_markers(v, kinds) for k, v in node.items() if k not in _MARKER_KEYS}
+        if node.items() >= RECIPIENT_KIND_MARKER.items():
+            return {**kept, "type": "string", "enum": list(kinds)}
+        if node.items() >= JSON_OBJECT_MARKER.items():  # pydantic adds a title beside it
+            return {**kept, "$ref": REF.format(model="JsonObject")}
+        return kept
+    if isinstance(node, list):
+        return [_resolve_markers(item, kinds) for item in node]
+    return node
+
+
+def build_document(
+    operations: Sequence[Operation],
+    *,
+    recipient_kinds: Sequence[str] = ("customer", "external_subject"),
+    version: str = "1.0.0",
+) -> dict[str, Any]:
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(components, op)
+    components.schemas = {
+        **_resolve_markers(components.schemas, recipient_kinds),
+        **JSON_VALUE_SCHEMAS,
+    }
     return {
         "openapi": "3.1.0",
         "info": {

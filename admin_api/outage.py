@@ -12,9 +12,9 @@ import logging
 
 from aiohttp import web
 
-from admin_api.auth import OPERATIONS
 from admin_api.context import API_CONTEXT
 from admin_api.errors import Handler
+from admin_api.routing import operation_of
 from persistence.availability import OutageLog, database_unavailable
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ async def outage_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise  # the error middleware answers
     outage = request.app[DATABASE_OUTAGE]
     if outage.down and 200 <= response.status < 300:
-        operation = request.app[OPERATIONS].get(request.match_info.route)
+        operation = operation_of(request)
         if operation is not None and operation.database:
             outage.recovered()
     return response

@@ -16,6 +16,7 @@ from admin_api.recipient_input import (
 from admin_api.routing import (
     JSON,
     MULTIPART_ERRORS,
+    MultipartForm,
     RequestBody,
     Response,
     context,
@@ -174,13 +175,22 @@ async def _csv_bytes(request: web.Request) -> bytes:
     given = require_content_type(request, CSV, MULTIPART)
     if given == CSV:
         return await request.read()
+    found: bytes | None = None
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                return bytes(await part.read())
+            if not isinstance(part, BodyPartReader) or part.name != "file" or found is not None:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"unexpected form field {getattr(part, 'name', None)!r}; send one part 'file'",
+                    [{"loc": ["body", str(getattr(part, "name", None))], "message": "unexpected"}],
+                )
+            found = bytes(await part.read())
     except MULTIPART_ERRORS:
         raise ApiError(400, "malformed_multipart", "the multipart body is malformed") from None
+    if found is not None:
+        return found
     raise ApiError(
         422,
         "validation_error",
@@ -364,12 +374,15 @@ def operations(kind_names: list[str]) -> list[Op]:
             query=ImportQuery,
             body=RequestBody(
                 {
-                    "text/csv": {"type": "string"},
-                    MULTIPART: {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    "text/csv": {
+                        "type": "string",
+                        "description": "UTF-8 CSV with a header row that has a name column.",
                     },
+                    MULTIPART: MultipartForm(
+                        {"file": {"type": "string", "contentMediaType": "text/csv"}},
+                        required=("file",),
+                        text_parts={"file": "text/csv"},
+                    ),
                 }
             ),
             path_params=kind_param,

@@ -22,6 +22,7 @@ from telegram.ext import BasePersistence, DictPersistence
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
+from admin_api.server import ApiRunner
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
@@ -174,7 +175,7 @@ class Service:
         if self.webhook_mode:
             secret = self._webhook_secret_value()
             add_webhook_route(app, settings.telegram_webhook_path, application, secret)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = ApiRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http_host, settings.port)

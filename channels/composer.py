@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,19 @@ from persistence.outbox import add_to_counters
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
 
 CHANNELS = ("telegram", "email", "sms", "storage")
+# What counts as blank, spelled out: Python, JSON Schema (ECMA) and pydantic's regex engine each
+# mean something slightly different by "whitespace", and the admin API documents this rule.
+BLANK_CHARACTERS = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_HAS_TEXT = re.compile(f"[^{BLANK_CHARACTERS}]")
+
+
+def has_text(value: str) -> bool:
+    """Not blank: at least one character that is not white space."""
+    return _HAS_TEXT.search(value) is not None
+
+
 Clock = Callable[[], datetime]
 # A resolved recipient: the values of a Candidate as a plain tuple. The garbage collector stops
 # tracking plain tuples of plain values, not NamedTuples, so 100,000 of these held during a send
@@ -271,11 +285,11 @@ class Composer:
                 )
         if len(set(request.channels)) != len(request.channels):
             raise CompositionError("channels", "a channel is listed twice")
-        if not request.body.strip() and not request.attachments:
+        if not has_text(request.body) and not request.attachments:
             raise CompositionError("body", "the message is empty")
         if len(request.body) > self.config.max_body_chars:
             raise CompositionError("body", f"longer than {self.config.max_body_chars} characters")
-        if "email" in request.channels and not request.subject.strip():
+        if "email" in request.channels and not has_text(request.subject):
             raise CompositionError("subject", "an email needs a subject")
         if self.config.typology_required and request.typology_id is None:
             raise CompositionError("typology", "a message typology is required")

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
+from admin_api.server import ApiRunner
 from channels.base import Channel
 from channels.composer import Composer, ComposerConfig
 from channels.dispatcher import Dispatcher, DispatcherConfig
@@ -23,6 +24,14 @@ from persistence.models import User
 from persistence.recipient_kinds import default_registry
 from tests.conftest import Database
 from tests.factories import FakeClock
+
+
+class ApiTestServer(TestServer):
+    """aiohttp's test server on the runner the service uses (JSON answers to malformed HTTP)."""
+
+    async def _make_runner(self, **kwargs: Any) -> ApiRunner:
+        return ApiRunner(self.app, **kwargs)
+
 
 COSTS = {"sms": Decimal("0.05"), "email": Decimal("0.001")}
 
@@ -122,7 +131,7 @@ async def running_api(
         skebby_status=skebby_status,
         auth_cache_seconds=0,
     )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(context)))
+    client: TestClient[Any, Any] = TestClient(ApiTestServer(create_app(context)))
     await client.start_server()
     async with db.sessions.begin() as session:
         issued = await issue_api_key(session, "admin", superuser=True)
