@@ -292,7 +292,7 @@ class Composer:
         if "email" in request.channels and not has_text(request.subject):
             raise CompositionError("subject", "an email needs a subject")
         if self.config.typology_required and request.typology_id is None:
-            raise CompositionError("typology", "a message typology is required")
+            raise CompositionError("typology_id", "a message typology is required")
         if not request.recipients and not request.typology_selection:
             raise CompositionError("recipients", "name recipients or a typology selection")
         for kind in [*request.recipients, *request.typology_selection]:
@@ -340,7 +340,7 @@ class Composer:
             request.typology_id is not None
             and await session.get(MessageTypology, request.typology_id) is None
         ):
-            raise CompositionError("typology", f"no message typology with id {request.typology_id}")
+            raise CompositionError("typology_id", f"no message typology with id {request.typology_id}")
         return await self._resolve(session, user, request)
 
     def _plan_channel(
