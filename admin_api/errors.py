@@ -25,7 +25,12 @@ from channels.composer import (
     RecipientsNotVisibleError,
 )
 from persistence.availability import database_unavailable
-from persistence.common_queries import ConflictError, InvalidFieldError, NotFoundError
+from persistence.common_queries import (
+    ConflictError,
+    ForbiddenFieldError,
+    InvalidFieldError,
+    NotFoundError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,13 @@ def _translate(exc: Exception) -> ApiError | None:
         return ApiError(409, "idempotency_conflict", str(exc))
     if isinstance(exc, NotFoundError):
         return not_found(str(exc))
+    if isinstance(exc, ForbiddenFieldError):
+        return ApiError(
+            403,
+            "forbidden",
+            f"{exc.field}: {exc.message}",
+            [{"loc": ["body", exc.field.split(" ", 1)[0]], "message": exc.message}],
+        )
     if isinstance(exc, InvalidFieldError):
         return invalid(f"body.{exc.field}", f"{exc.field}: {exc.message}")
     if isinstance(exc, ConflictError):

@@ -26,6 +26,7 @@ CSV_COLUMNS = (
     "note",
     "typology",
     "typology_id",
+    "owner_id",
 )
 _ALIASES = {"phone": "sms", "mobile": "sms", "vat": "vat_number", "chat_id": "telegram_chat_id"}
 MAX_ROWS = 100_000
@@ -132,9 +133,10 @@ def _row(line: int, cells: Mapping[str, str], region: str) -> ImportRow:
     )
     if chat is not None:
         row.values["telegram_chat_id"] = chat
-    typology_id = _int_cell(row, "typology_id", cells.get("typology_id", "").strip(), 1, 2**31 - 1)
-    if typology_id is not None:
-        row.values["typology_id"] = typology_id
+    for column in ("typology_id", "owner_id"):
+        number = _int_cell(row, column, cells.get(column, "").strip(), 1, 2**31 - 1)
+        if number is not None:
+            row.values[column] = number
     row.typology_name = cells.get("typology", "").strip() or None
     try:
         row.values = normalize_addresses(row.values, region)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import ApiError, forbidden, from_validation, not_found
 from admin_api.schemas import MAX_BIG_ID, MAX_ID
-from persistence.common_queries import PageRequest
+from persistence.common_queries import PageRequest, may_name_owner
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
 
@@ -143,6 +143,18 @@ def require_superuser(request: web.Request) -> User:
     if not user.is_superuser:
         raise forbidden("only a superuser may do this")
     return user
+
+
+def require_own_filter(request: web.Request, field: str, owner_id: int | None) -> None:
+    """A filter naming another user's records is refused (403), not answered with nothing."""
+    if owner_id is not None and not may_name_owner(current_user(request), owner_id):
+        message = "only a superuser may name another user"
+        raise ApiError(
+            403,
+            "forbidden",
+            f"query.{field}: {message}",
+            [{"loc": ["query", field], "message": message}],
+        )
 
 
 def path_id(request: web.Request, name: str, *, big: bool = False, what: str = "") -> int:

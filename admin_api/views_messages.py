@@ -23,6 +23,7 @@ from admin_api.routing import (
     path_id,
     render,
     require_content_type,
+    require_own_filter,
 )
 from admin_api.routing import Operation as Op
 from admin_api.schemas_messages import (
@@ -222,6 +223,7 @@ async def list_messages_view(request: web.Request) -> web.Response:
     """Messages the caller may see, newest first, filtered."""
     ctx = context(request)
     query = parse_query(request, MessageQuery)
+    require_own_filter(request, "sender_id", query.sender_id)
     filters = MessageFilter(
         channel=query.channel,
         status=query.status.value if query.status else None,
@@ -347,6 +349,7 @@ def operations() -> list[Op]:
             "messages",
             {200: Response("A page of messages.", MessagePage)},
             query=MessageQuery,
+            errors=(403,),
         ),
         Op(
             "GET",

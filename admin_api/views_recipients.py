@@ -29,6 +29,7 @@ from admin_api.routing import (
     recipient_kind,
     render,
     require_content_type,
+    require_own_filter,
     require_superuser,
 )
 from admin_api.routing import Operation as Op
@@ -106,6 +107,7 @@ async def list_recipients_view(request: web.Request) -> web.Response:
     ctx = context(request)
     kind = recipient_kind(request)
     query = parse_query(request, RecipientQuery)
+    require_own_filter(request, "owner_id", query.owner_id)
     filters = RecipientFilter(
         typology_id=query.typology_id,
         search=query.q,
@@ -203,7 +205,8 @@ async def import_recipients_view(request: web.Request) -> web.Response:
     """Create or update recipients from a CSV file with a header row.
 
     Columns: name (required), vat_number, fiscal_code, sms (or phone), email, telegram_chat_id,
-    note, typology (a name) or typology_id, and id to update an existing recipient.
+    note, typology (a name) or typology_id, owner_id (superusers; others only their own id),
+    and id to update an existing recipient.
     """
     ctx = context(request)
     kind = recipient_kind(request)
@@ -314,6 +317,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {200: Response("A page of recipients.", RecipientPage)},
             query=RecipientQuery,
             path_params=kind_param,
+            errors=(403,),
         ),
         Op(
             "POST",
@@ -324,6 +328,8 @@ def operations(kind_names: list[str]) -> list[Op]:
             {201: Response("Created.", RecipientOut)},
             body=RequestBody({JSON: RecipientCreate}),
             path_params=kind_param,
+            errors=(403,),
+            description="A user who is not a superuser may name only themselves as owner_id.",
         ),
         Op(
             "GET",
@@ -343,6 +349,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {200: Response("The changed recipient.", RecipientOut)},
             body=RequestBody({JSON: RecipientPatch}),
             path_params=rid,
+            errors=(403,),
         ),
         Op(
             "DELETE",
@@ -372,6 +379,7 @@ def operations(kind_names: list[str]) -> list[Op]:
                 ),
             },
             query=ImportQuery,
+            errors=(403,),
             body=RequestBody(
                 {
                     "text/csv": {

@@ -340,7 +340,9 @@ class Composer:
             request.typology_id is not None
             and await session.get(MessageTypology, request.typology_id) is None
         ):
-            raise CompositionError("typology_id", f"no message typology with id {request.typology_id}")
+            raise CompositionError(
+                "typology_id", f"no message typology with id {request.typology_id}"
+            )
         return await self._resolve(session, user, request)
 
     def _plan_channel(

@@ -22,6 +22,7 @@ from persistence.common_queries import (
     chunks,
     fetch_page,
     like_pattern,
+    require_may_name_owner,
 )
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -109,10 +110,13 @@ async def _check_references(
 
 
 def _owned_values(user: User, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Only a superuser chooses the owner; everyone else creates records they own."""
+    """A new record's values: a superuser may name any owner (or none); everyone else owns
+    what they create, and naming anyone else is refused (never silently replaced)."""
     result = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
-    if not user.is_superuser or "owner_id" not in result:
-        result["owner_id"] = user.id if not user.is_superuser else result.get("owner_id")
+    if result.get("owner_id") is not None:
+        require_may_name_owner(user, result["owner_id"])
+    elif not user.is_superuser:
+        result["owner_id"] = user.id
     return result
 
 
@@ -133,8 +137,8 @@ async def update_recipient(
 ) -> Any:
     record = await get_recipient(session, kind, user, rid)
     changes = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
-    if not user.is_superuser:
-        changes.pop("owner_id", None)
+    if "owner_id" in changes:
+        require_may_name_owner(user, changes["owner_id"])
     await _check_references(session, kind, changes)
     for name, value in changes.items():
         setattr(record, name, value)
@@ -186,7 +190,11 @@ async def import_recipients(
     Typologies may be named (``typology`` column) or given by id. With ``all_or_nothing`` a
     single rejected row means nothing is written (the caller rolls the transaction back).
     """
+    for row in rows:  # naming another owner refuses the whole import, as it would one record
+        if row.values.get("owner_id") is not None:
+            require_may_name_owner(user, row.values["owner_id"], f"owner_id (line {row.line})")
     typologies = await _typology_ids(session, kind)
+    owners = await _owner_ids(session, rows)
     wanted_ids = [r.values["id"] for r in rows if r.values.get("id") is not None]
     existing: set[int] = set()
     for chunk in chunks(wanted_ids):
@@ -195,7 +203,7 @@ async def import_recipients(
         )
         existing.update(rid for (rid,) in found)
     for row in rows:
-        _resolve_row(kind, row, typologies, existing)
+        _resolve_row(kind, row, typologies, existing, owners)
     report = ImportReport()
     creates: list[tuple[ImportRow, dict[str, Any]]] = []
     updates: list[tuple[ImportRow, dict[str, Any]]] = []
@@ -217,14 +225,20 @@ async def import_recipients(
         report.created = len(creates)
     for row, update_values in updates:
         rid = update_values["id"]
-        changes = {
-            k: v for k, v in update_values.items() if k in RECIPIENT_FIELDS and k != "owner_id"
-        }
+        changes = {k: v for k, v in update_values.items() if k in RECIPIENT_FIELDS}
         await session.execute(update(kind.model).where(kind.model.id == rid).values(**changes))
         report.rows.append({"line": row.line, "status": "updated", "id": rid})
         report.updated += 1
     report.rows.sort(key=lambda r: int(r["line"]))
     return report
+
+
+async def _owner_ids(session: AsyncSession, rows: Sequence[ImportRow]) -> set[int]:
+    named = sorted({r.values["owner_id"] for r in rows if r.values.get("owner_id") is not None})
+    found: set[int] = set()
+    for chunk in chunks(named):
+        found.update((await session.scalars(select(User.id).where(User.id.in_(chunk)))).all())
+    return found
 
 
 async def _typology_ids(session: AsyncSession, kind: RecipientKind) -> dict[str, int]:
@@ -234,11 +248,18 @@ async def _typology_ids(session: AsyncSession, kind: RecipientKind) -> dict[str,
 
 
 def _resolve_row(
-    kind: RecipientKind, row: ImportRow, typologies: dict[str, int], existing: set[int]
+    kind: RecipientKind,
+    row: ImportRow,
+    typologies: dict[str, int],
+    existing: set[int],
+    owners: set[int],
 ) -> None:
     rid = row.values.get("id")
     if rid is not None and rid not in existing:
         row.errors.append({"field": "id", "message": f"no {kind.name} {rid} of yours to update"})
+    owner_id = row.values.get("owner_id")
+    if owner_id is not None and owner_id not in owners:
+        row.errors.append({"field": "owner_id", "message": f"no user with id {owner_id}"})
     if row.typology_name:
         tid = typologies.get(row.typology_name.casefold())
         if tid is None:
