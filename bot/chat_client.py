@@ -202,6 +202,11 @@ def terminal_write(text: str) -> None:
     print(text, flush=True)
 
 
-async def chat(options: ChatOptions) -> None:
+async def chat(options: ChatOptions, redact: Callable[[str], str] = str) -> None:
+    """Chat in this terminal; every line printed goes through ``redact`` (the secrets)."""
+
+    def write(text: str) -> None:
+        terminal_write(redact(text))
+
     async with aiohttp.ClientSession() as http:
-        await ChatClient(options, http, stdin_reader(), terminal_write).run()
+        await ChatClient(options, http, stdin_reader(), write).run()

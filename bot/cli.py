@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 
 from telegram import Bot
-from telegram.error import TelegramError
 
-from bot import cli_admin, event_loop
+from bot import cli_admin, cli_errors, event_loop
 from bot.chat_client import ChatOptions, SandboxUnreachableError, chat
-from bot.logging_setup import configure_logging
+from bot.logging_setup import Redactor, configure_logging
 from bot.sandbox_mode import SANDBOX_HOST, telegram_endpoint
 from bot.settings import ConfigurationError, Settings, load_settings
 from bot.texts import LANGUAGES
@@ -21,7 +19,6 @@ from bot.webhook import describe_webhook, register_webhook
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
 from persistence.migrate import (
-    SchemaOutOfDateError,
     current_revision,
     ensure_schema_current,
     head_revision,
@@ -122,6 +119,7 @@ async def _db_current(settings: Settings) -> None:
 async def _create_api_key(settings: Settings, args: argparse.Namespace) -> None:
     engine = create_engine(settings.database_url)
     try:
+        await ensure_schema_current(engine)
         async with create_session_factory(engine).begin() as session:
             issued = await issue_api_key(
                 session, args.username, superuser=args.superuser, name=args.name
@@ -137,7 +135,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> None:
     url = args.url or f"http://{SANDBOX_HOST}:{settings.telegram_sandbox_port}/_sim"
     options = ChatOptions(url, args.user_id, args.name, args.phone, args.language)
     try:
-        await chat(options)
+        await chat(options, Redactor(settings.secrets()))
     except SandboxUnreachableError as exc:
         raise UsageError(str(exc)) from None
 
@@ -148,6 +146,7 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> None:
             "no TELEGRAM_BOT_TOKEN: the sandbox sets its own webhook when TELEGRAM_MODE=webhook"
         )
     endpoint = telegram_endpoint(settings)
+    redact = Redactor(settings.secrets())
     bot = Bot(endpoint.token, base_url=endpoint.base_url, base_file_url=endpoint.base_file_url)
     async with bot:
         if args.webhook_command == "set":
@@ -162,12 +161,12 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> None:
                 allowed_updates=settings.allowed_updates,
                 drop_pending_updates=args.drop_pending_updates,
             )
-            print(f"webhook set to {url}")
+            print(redact(f"webhook set to {url}"))  # the URL may carry a secret path
         elif args.webhook_command == "delete":
             await bot.delete_webhook(drop_pending_updates=args.drop_pending_updates)
             print("webhook deleted: the bot can poll again")
-        else:
-            print(describe_webhook(await bot.get_webhook_info()))
+        else:  # the URL may hold a secret path, the last error may quote one
+            print(redact(describe_webhook(await bot.get_webhook_info())))
 
 
 async def _recipients_add(settings: Settings, args: argparse.Namespace) -> None:
@@ -219,20 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        print(f"herald: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return cli_errors.report(exc, None)
     configure_logging(settings.log_level, settings.secrets())
     try:
         _dispatch(args, settings)
-    except (ConfigurationError, SchemaOutOfDateError, UsageError, cli_admin.CliError) as exc:
-        print(f"herald: {exc}", file=sys.stderr)
-        return 2
-    except TelegramError as exc:
-        print(f"herald: Telegram answered: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:  # e.g. the port is taken or the database is unreachable
-        log.error("cannot continue: %s", exc)
-        return 1
+    except Exception as exc:  # every failure: one redacted line and an exit code, no traceback
+        return cli_errors.report(exc, settings, usage_errors=(UsageError, cli_admin.CliError))
     return 0

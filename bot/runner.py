@@ -9,9 +9,12 @@ last, the database engine.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import signal
+import socket
+import tempfile
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -23,6 +26,7 @@ from telegram.ext import BasePersistence, DictPersistence
 from admin_api.app import create_app
 from admin_api.context import ApiContext
 from admin_api.server import ApiRunner
+from bot.cli_errors import StartupError
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
@@ -64,7 +68,9 @@ class Service:
         self.http_port: int | None = None
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
+        self._socket: socket.socket | None = None
         self._stack = AsyncExitStack()
+        self._started = False
         self._stopped = False
 
     @property
@@ -73,6 +79,10 @@ class Service:
 
     async def start(self) -> None:
         try:
+            # Local checks first: a wrong DATA_DIR or a taken port fails in a moment, before
+            # anything talks to the database or to Telegram.
+            self._check_data_dir()
+            self._reserve_port()
             context = await self._start_context()
             self._start_scheduler()
             await self._start_telegram_endpoint(context)
@@ -83,6 +93,40 @@ class Service:
         except BaseException:
             await self.stop()
             raise
+        self._started = True
+
+    def _check_data_dir(self) -> None:
+        data_dir = self.settings.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=data_dir):
+                pass  # attachments are written here: it must be writable
+        except OSError as exc:
+            raise StartupError(f"DATA_DIR: cannot write to {data_dir}: {exc.strerror}") from None
+
+    def _reserve_port(self) -> None:
+        """Bind the HTTP port now (the server starts listening on it later)."""
+        host, port = self.settings.http_host, self.settings.port
+        try:
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = addresses[0]
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+            except OSError:
+                sock.close()
+                raise
+        except socket.gaierror as exc:
+            raise StartupError(f"HTTP_HOST: cannot listen on {host!r}: {exc.strerror}") from None
+        except OSError as exc:
+            name = "PORT" if exc.errno == errno.EADDRINUSE else "HTTP_HOST/PORT"
+            raise StartupError(
+                f"{name}: cannot listen on {host}:{port}: {exc.strerror}"
+                + (" (is another Herald running?)" if exc.errno == errno.EADDRINUSE else "")
+            ) from None
+        self._stack.callback(sock.close)
+        self._socket = sock
 
     async def _start_context(self) -> HeraldContext:
         context = HeraldContext.from_settings(self.settings)
@@ -101,7 +145,14 @@ class Service:
         if not self.settings.sandbox:
             context.telegram = telegram_endpoint(self.settings)
             return
-        simulator = await start_simulator(self.settings)
+        try:
+            simulator = await start_simulator(self.settings)
+        except OSError as exc:
+            port = self.settings.telegram_sandbox_port
+            raise StartupError(
+                f"TELEGRAM_SANDBOX_PORT: the sandbox Bot API cannot listen on {port}: "
+                f"{exc.strerror}"
+            ) from None
         self._stack.push_async_callback(simulator.stop)
         self.simulator = simulator
         context.telegram = sandbox_endpoint(simulator)
@@ -116,7 +167,13 @@ class Service:
         application = build_application(
             context, context.telegram, webhook=self.webhook_mode, persistence=persistence
         )
-        await application.initialize()  # getMe, and the persisted data is loaded here
+        try:
+            await application.initialize()  # getMe, and the persisted data is loaded here
+        except BaseException:
+            # PTB opened its HTTP sessions before getMe failed, and leaves them open.
+            for request in application.http_requests:
+                await request.shutdown()
+            raise
         self._stack.push_async_callback(application.shutdown)  # flushes persistence
         self.application = application
         if application.post_init is not None:  # what run_polling() would do: the command menu
@@ -178,7 +235,8 @@ class Service:
         runner = ApiRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http_host, settings.port)
+        assert self._socket is not None, "start() reserves the port first"
+        site = web.SockSite(runner, self._socket)
         await site.start()
         self.http_port = runner.addresses[0][1]
         log.info("Herald is listening on http://%s:%s", settings.http_host, self.http_port)
@@ -228,7 +286,8 @@ class Service:
             return
         self._stopped = True
         await self._stack.aclose()
-        log.info("Herald stopped")
+        if self._started:  # a start that failed says why instead (one line, bot/cli_errors.py)
+            log.info("Herald stopped")
 
 
 async def serve(settings: Settings) -> None:
