@@ -228,7 +228,11 @@ def build_document(
                 "Broadcasts over Telegram, email, SMS and the in-app inbox; recipients; inbox "
                 "and replies; invoices; operations. Authenticate with "
                 "`Authorization: Bearer <key>` (`herald create-api-key`). Every error is "
-                '`{"error": {"code", "message", "details"}}`. Timestamps are ISO 8601 UTC.'
+                '`{"error": {"code", "message", "details"}}`, also 414/431/400 for requests '
+                "too malformed to route. Requests are strict: no coercion (`0` is not `false`), "
+                "unknown fields and query parameters are refused; date-times are RFC 3339 with "
+                "an offset, years 1970 to 8999. While the database is unreachable the answer is "
+                "503 `database_unavailable` with `Retry-After`. Timestamps are ISO 8601 UTC."
             ),
         },
         "servers": [{"url": "/"}],
