@@ -88,15 +88,22 @@ _RFC3339 = re.compile(
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # The supported years as the document states them (JSON Schema has no range for dates).
 YEARS_PATTERN = "^(19[7-9][0-9]|[2-8][0-9]{3})-"
-_YEARS = f"the year must be between {FIRST_YEAR} and {LAST_YEAR}"
+
+
+def _checked_text(value: Any, shape: re.Pattern[str], example: str) -> str:
+    """The text of a date or date-time in the shape the document gives, in the supported years."""
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise ValueError(f"must be {example}")
+    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
+        raise ValueError(f"the year must be between {FIRST_YEAR} and {LAST_YEAR}")
+    return value
 
 
 def _date_time(value: Any) -> datetime:
     """An RFC 3339 date-time with its UTC offset (``2024-05-01T09:30:00Z``), as UTC."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2024-05-01T09:30:00Z")
-    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
-        raise ValueError(_YEARS)
+    value = _checked_text(
+        value, _RFC3339, "an RFC 3339 date-time with an offset, e.g. 2024-05-01T09:30:00Z"
+    )
     try:
         parsed = datetime.fromisoformat(value.upper())  # digits past microseconds are dropped
     except ValueError:
@@ -105,10 +112,7 @@ def _date_time(value: Any) -> datetime:
 
 
 def iso_day(value: Any) -> date:
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be an ISO 8601 date, e.g. 2024-05-01")
-    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
-        raise ValueError(_YEARS)
+    value = _checked_text(value, _ISO_DATE, "an ISO 8601 date, e.g. 2024-05-01")
     try:
         return date.fromisoformat(value)
     except ValueError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,31 +55,26 @@ class FaultyDatabase:
 @asynccontextmanager
 async def faulty_database(db: Database, tmp_path: Path) -> AsyncIterator[FaultyDatabase]:
     """The backend of ``db`` on a path the test can cut (``db`` still cleans PostgreSQL up)."""
-    if db.backend == "postgresql":
-        url = make_url(db.url)
-        async with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-            proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
-            engine = create_engine(proxied)
-            faulty = FaultyDatabase(
-                Database(db.backend, proxied, engine, create_session_factory(engine)), proxy=proxy
-            )
-            try:
-                yield faulty
-            finally:
-                await proxy.restore()
-                await engine.dispose()
-        return
-    directory = tmp_path / "faulty-sqlite"
-    directory.mkdir()
-    url = f"sqlite+aiosqlite:///{directory / 'herald.db'}"
-    await _migrate(url)
-    engine = create_engine(url)
-    faulty = FaultyDatabase(
-        Database(db.backend, url, engine, create_session_factory(engine)), sqlite_dir=directory
-    )
-    try:
+    async with AsyncExitStack() as stack:
+        proxy: TcpProxy | None = None
+        sqlite_dir: Path | None = None
+        if db.backend == "postgresql":
+            parsed = make_url(db.url)
+            proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+            await stack.enter_async_context(proxy)
+            url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        else:
+            sqlite_dir = tmp_path / "faulty-sqlite"
+            sqlite_dir.mkdir()
+            stack.callback(shutil.rmtree, sqlite_dir, ignore_errors=True)
+            url = f"sqlite+aiosqlite:///{sqlite_dir / 'herald.db'}"
+            await _migrate(url)
+        engine = create_engine(url)
+        stack.push_async_callback(engine.dispose)
+        faulty = FaultyDatabase(
+            Database(db.backend, url, engine, create_session_factory(engine)),
+            proxy=proxy,
+            sqlite_dir=sqlite_dir,
+        )
+        stack.push_async_callback(faulty.restore)
         yield faulty
-    finally:
-        await faulty.restore()
-        await engine.dispose()
-        shutil.rmtree(directory, ignore_errors=True)
