@@ -9,11 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin_api import views_inbox, views_invoices, views_messages, views_ops, views_recipients
-from admin_api.auth import OPERATIONS, auth_middleware
+from admin_api.auth import auth_middleware
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import error_middleware, metrics_middleware, request_id_middleware
 from admin_api.openapi import build_document
-from admin_api.routing import Operation
+from admin_api.outage import DATABASE_OUTAGE, outage_log, outage_middleware
+from admin_api.routing import OPERATIONS, Operation, query_middleware
 from admin_api.views_ops import OPENAPI_DOCUMENT
 
 
@@ -31,14 +32,24 @@ def route_table(context: ApiContext) -> list[Operation]:
 def create_app(context: ApiContext) -> web.Application:
     app = web.Application(
         client_max_size=context.max_request_bytes,
-        middlewares=[request_id_middleware, metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            metrics_middleware,
+            error_middleware,
+            outage_middleware,
+            auth_middleware,
+            query_middleware,
+        ],
     )
     app[API_CONTEXT] = context
+    app[DATABASE_OUTAGE] = outage_log(context.database_retry_after_seconds)
     operations = route_table(context)
     by_route: dict[object, Operation] = {}
     for op in operations:
         route = app.router.add_route(op.method, op.aiohttp_path(), op.handler)
         by_route[route] = op
     app[OPERATIONS] = by_route
-    app[OPENAPI_DOCUMENT] = build_document(operations)
+    app[OPENAPI_DOCUMENT] = build_document(
+        operations, recipient_kinds=context.recipient_kinds.names()
+    )
     return app

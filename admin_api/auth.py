@@ -11,11 +11,9 @@ from aiohttp import web
 
 from admin_api.context import API_CONTEXT
 from admin_api.errors import ApiError, Handler
-from admin_api.routing import USER, Operation
+from admin_api.routing import USER, operation_of
 from persistence.api_keys import authenticate, hash_key
 from persistence.models import User
-
-OPERATIONS = web.AppKey("operations", dict[object, Operation])
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -41,7 +39,7 @@ async def _user_for(request: web.Request, presented: str) -> User | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    operation = request.app[OPERATIONS].get(request.match_info.route)
+    operation = operation_of(request)
     if operation is None or operation.public:
         return await handler(request)  # unknown routes answer 404/405 by themselves
     header = request.headers.get("Authorization", "")

@@ -46,6 +46,8 @@ class ApiContext:
     default_phone_region: str = "IT"
     # Verified API keys, remembered while revocations can be heard (none by default).
     key_cache: KeyCache = field(default_factory=KeyCache)
+    # While the database is unreachable every route answers 503 with this Retry-After.
+    database_retry_after_seconds: int = 5
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

@@ -1,8 +1,10 @@
 """One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
 
 The middlewares here give each request an id (echoed in ``X-Request-Id``), count it for /metrics,
-and turn every exception into that JSON shape with the right status. Unexpected exceptions are
-logged with the request id and answered with a generic 500: no traceback ever leaves the process.
+and turn every exception into that JSON shape with the right status. An unreachable database is
+a 503 with ``Retry-After`` (logged once per outage, by ``admin_api.outage``); other unexpected
+exceptions are logged with the request id and answered with a generic 500: no traceback ever
+leaves the process.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from channels.composition import (
     IdempotencyConflictError,
     RecipientsNotVisibleError,
 )
-from persistence.common_queries import ConflictError, InvalidFieldError, NotFoundError
+from persistence.availability import database_unavailable
+from persistence.common_queries import (
+    ConflictError,
+    ForbiddenFieldError,
+    InvalidFieldError,
+    NotFoundError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,8 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    414: "uri_too_long",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
@@ -72,6 +82,17 @@ def invalid(field: str, message: str) -> ApiError:
     )
 
 
+def database_unavailable_error(cause: str, retry_after: int) -> ApiError:
+    """503: the database is unreachable, which is not the caller's fault; try again later."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        f"the database is unreachable ({cause}); try again in {retry_after} s",
+        {"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -91,7 +112,8 @@ def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str,
     details = []
     for item in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = [prefix, *item["loc"]] if prefix else list(item["loc"])
-        details.append({"loc": loc, "message": item["msg"], "type": item["type"]})
+        message = str(item["msg"]).removeprefix("Value error, ")
+        details.append({"loc": loc, "message": message, "type": item["type"]})
     return details
 
 
@@ -115,6 +137,13 @@ def _translate(exc: Exception) -> ApiError | None:
         return ApiError(409, "idempotency_conflict", str(exc))
     if isinstance(exc, NotFoundError):
         return not_found(str(exc))
+    if isinstance(exc, ForbiddenFieldError):
+        return ApiError(
+            403,
+            "forbidden",
+            f"{exc.field}: {exc.message}",
+            [{"loc": ["body", exc.field.split(" ", 1)[0]], "message": exc.message}],
+        )
     if isinstance(exc, InvalidFieldError):
         return invalid(f"body.{exc.field}", f"{exc.field}: {exc.message}")
     if isinstance(exc, ConflictError):
@@ -157,6 +186,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:  # every failure becomes the JSON error shape
         request_id = request.get(REQUEST_ID)
         translated = _translate(exc)
+        if translated is None and (cause := database_unavailable(exc)) is not None:
+            retry_after = request.app[API_CONTEXT].database_retry_after_seconds
+            translated = database_unavailable_error(cause, retry_after)
         if translated is None:
             log.exception(
                 "unexpected error on %s %s (request id %s)",

@@ -69,6 +69,12 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
+        self._database_unavailable = Counter(
+            "herald_database_unavailable",
+            "Operations that failed because the database was unreachable, per component.",
+            ["component"],
+            registry=self.registry,
+        )
         self._queue_depth = Gauge(
             "herald_queue_depth",
             "Deliveries pending or in flight, per channel.",
@@ -89,6 +95,10 @@ class Metrics:
 
     def breaker_state(self, channel: str, state: str) -> None:
         self._breaker_open.labels(channel).set(0 if state == "closed" else 1)
+
+    def database_unavailable(self, component: str) -> None:
+        """``component`` (e.g. "api") could not reach the database once."""
+        self._database_unavailable.labels(component).inc()
 
     def update_handled(self) -> None:
         self._updates.inc()

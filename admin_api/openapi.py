@@ -7,8 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from admin_api.routing import JSON, Operation
-from admin_api.schemas import ErrorOut
+from admin_api.routing import JSON, MultipartForm, Operation
+from admin_api.schemas import (
+    JSON_OBJECT_MARKER,
+    JSON_VALUE_SCHEMAS,
+    RECIPIENT_KIND_MARKER,
+    ErrorOut,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -23,7 +28,16 @@ _ERROR_TEXT = {
     422: "Invalid fields; details list each field path.",
     500: "Unexpected error; quote the request id.",
     502: "The upstream provider failed.",
-    503: "Not available.",
+    503: (
+        "The database is unreachable (code `database_unavailable`, with `Retry-After`), or a "
+        "component the operation needs is not configured."
+    ),
+}
+
+
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again (while the database is unreachable).",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -124,6 +138,8 @@ def _operation(components: _Components, op: Operation) -> dict[str, Any]:
             "description": _ERROR_TEXT.get(status, "Error."),
             "content": {JSON: {"schema": error_ref}},
         }
+        if status == 503:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
     document: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
@@ -134,24 +150,75 @@ def _operation(components: _Components, op: Operation) -> dict[str, Any]:
     if op.description:
         document["description"] = op.description
     if op.body is not None:
-        content = {}
+        content: dict[str, Any] = {}
         for media_type, body in op.body.content.items():
-            schema = (
-                components.ref(body, "validation")
-                if isinstance(body, type) and issubclass(body, BaseModel)
-                else dict(body)
-            )
-            content[media_type] = {"schema": schema}
+            if isinstance(body, MultipartForm):
+                content[media_type] = _form(components, body)
+            elif isinstance(body, type) and issubclass(body, BaseModel):
+                content[media_type] = {"schema": components.ref(body, "validation")}
+            else:
+                content[media_type] = {"schema": dict(body)}
         document["requestBody"] = {"required": True, "content": content}
     document["security"] = [] if op.public else [{"bearerAuth": []}]
     return document
 
 
-def build_document(operations: Sequence[Operation], *, version: str = "1.0.0") -> dict[str, Any]:
+def _form(components: _Components, form: MultipartForm) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    encoding: dict[str, Any] = {}
+    for name, part in form.parts.items():
+        if isinstance(part, type) and issubclass(part, BaseModel):
+            properties[name] = components.ref(part, "validation")
+            encoding[name] = {"contentType": JSON}
+        else:
+            properties[name] = dict(part)
+            if name in form.text_parts:
+                encoding[name] = {"contentType": form.text_parts[name]}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        **form.rules,
+    }
+    if form.required:
+        schema["required"] = list(form.required)
+    entry: dict[str, Any] = {"schema": schema}
+    if encoding:
+        entry["encoding"] = encoding
+    return entry
+
+
+_MARKER_KEYS = {*RECIPIENT_KIND_MARKER, *JSON_OBJECT_MARKER}
+
+
+def _resolve_markers(node: Any, kinds: Sequence[str]) -> Any:
+    """What pydantic cannot write: the registered recipient kinds, the recursive JSON schema."""
+    if isinstance(node, dict):
+        kept = {k: _resolve_markers(v, kinds) for k, v in node.items() if k not in _MARKER_KEYS}
+        if node.items() >= RECIPIENT_KIND_MARKER.items():
+            return {**kept, "type": "string", "enum": list(kinds)}
+        if node.items() >= JSON_OBJECT_MARKER.items():  # pydantic adds a title beside it
+            return {**kept, "$ref": REF.format(model="JsonObject")}
+        return kept
+    if isinstance(node, list):
+        return [_resolve_markers(item, kinds) for item in node]
+    return node
+
+
+def build_document(
+    operations: Sequence[Operation],
+    *,
+    recipient_kinds: Sequence[str] = ("customer", "external_subject"),
+    version: str = "1.0.0",
+) -> dict[str, Any]:
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(components, op)
+    components.schemas = {
+        **_resolve_markers(components.schemas, recipient_kinds),
+        **JSON_VALUE_SCHEMAS,
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -161,7 +228,11 @@ def build_document(operations: Sequence[Operation], *, version: str = "1.0.0") -
                 "Broadcasts over Telegram, email, SMS and the in-app inbox; recipients; inbox "
                 "and replies; invoices; operations. Authenticate with "
                 "`Authorization: Bearer <key>` (`herald create-api-key`). Every error is "
-                '`{"error": {"code", "message", "details"}}`. Timestamps are ISO 8601 UTC.'
+                '`{"error": {"code", "message", "details"}}`, also 414/431/400 for requests '
+                "too malformed to route. Requests are strict: no coercion (`0` is not `false`), "
+                "unknown fields and query parameters are refused; date-times are RFC 3339 with "
+                "an offset, years 1970 to 8999. While the database is unreachable the answer is "
+                "503 `database_unavailable` with `Retry-After`. Timestamps are ISO 8601 UTC."
             ),
         },
         "servers": [{"url": "/"}],

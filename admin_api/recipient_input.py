@@ -41,6 +41,7 @@ CSV_COLUMNS: dict[str, str] = {
     "typology": "the name of a typology of this kind (or typology_id: its id)",
     "typology_id": "the id of a typology of this kind",
     "id": "a Herald id: update that record instead of matching",
+    "owner_id": "the owning user's id: superusers any, others only their own",
 }
 _ALIASES = {
     "phone": "sms",
@@ -187,9 +188,10 @@ def _row(line: int, cells: Mapping[str, str], region: str) -> ImportRow:
     )
     if chat is not None:
         row.values["telegram_chat_id"] = chat
-    typology_id = _int_cell(row, "typology_id", cells.get("typology_id", "").strip(), 1, 2**31 - 1)
-    if typology_id is not None:
-        row.values["typology_id"] = typology_id
+    for column in ("typology_id", "owner_id"):
+        number = _int_cell(row, column, cells.get(column, "").strip(), 1, 2**31 - 1)
+        if number is not None:
+            row.values[column] = number
     row.typology_name = cells.get("typology", "").strip() or None
     try:
         row.values = normalize_addresses(row.values, region)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import ApiError, forbidden, from_validation, not_found
 from admin_api.schemas import MAX_BIG_ID, MAX_ID, PageMeta
-from persistence.common_queries import Page, PageRequest
+from persistence.common_queries import Page, PageRequest, may_name_owner
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
 
@@ -42,10 +42,23 @@ class Response:
 
 
 @dataclass(frozen=True)
-class RequestBody:
-    """Accepted request bodies by content type: a pydantic model or a raw JSON Schema."""
+class MultipartForm:
+    """A ``multipart/form-data`` body: its parts, as models (sent as JSON parts) or schemas.
 
-    content: Mapping[str, type[BaseModel] | Mapping[str, Any]]
+    Parts not listed are refused; ``rules`` adds JSON Schema keywords across parts (anyOf...).
+    """
+
+    parts: Mapping[str, type[BaseModel] | Mapping[str, Any]]
+    required: tuple[str, ...] = ()
+    rules: Mapping[str, Any] = field(default_factory=dict)
+    text_parts: Mapping[str, str] = field(default_factory=dict)  # part name -> media type
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """Accepted request bodies by content type: a pydantic model, a form or a raw JSON Schema."""
+
+    content: Mapping[str, type[BaseModel] | MultipartForm | Mapping[str, Any]]
     description: str = ""
 
 
@@ -65,6 +78,8 @@ class Operation:
     superuser: bool = False
     description: str = ""
     headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Reads or writes the database: answers 503 while it is unreachable.
+    database: bool = True
 
     @property
     def operation_id(self) -> str:
@@ -81,6 +96,8 @@ class Operation:
 
     def error_statuses(self) -> list[int]:
         statuses = {422, 500, *self.errors}
+        if self.database:
+            statuses.add(503)
         if not self.public:
             statuses.add(401)
         if self.superuser:
@@ -90,6 +107,9 @@ class Operation:
         if self.body is not None:
             statuses.update({400, 413, 415})
         return sorted(statuses - set(self.responses))
+
+
+OPERATIONS = web.AppKey("operations", dict[object, Operation])
 
 
 def id_param(description: str, *, big: bool = False) -> dict[str, Any]:
@@ -127,6 +147,18 @@ def require_superuser(request: web.Request) -> User:
     return user
 
 
+def require_own_filter(request: web.Request, field: str, owner_id: int | None) -> None:
+    """A filter naming another user's records is refused (403), not answered with nothing."""
+    if owner_id is not None and not may_name_owner(current_user(request), owner_id):
+        message = "only a superuser may name another user"
+        raise ApiError(
+            403,
+            "forbidden",
+            f"query.{field}: {message}",
+            [{"loc": ["query", field], "message": message}],
+        )
+
+
 def path_id(request: web.Request, name: str, *, big: bool = False, what: str = "") -> int:
     raw = request.match_info[name]
     limit = MAX_BIG_ID if big else MAX_ID
@@ -145,9 +177,39 @@ def recipient_kind(request: web.Request) -> RecipientKind:
 
 def parse_query(request: web.Request, model: type[M]) -> M:
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate_strings(dict(request.query))
     except ValidationError as exc:
         raise from_validation(exc, "query") from None
+
+
+def operation_of(request: web.Request) -> Operation | None:
+    """The route-table entry of the matched route (None for 404s and routes of other apps)."""
+    return request.app[OPERATIONS].get(request.match_info.route)
+
+
+@web.middleware
+async def query_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown or repeated query parameters are refused by name: a typo never passes silently."""
+    operation = operation_of(request)
+    if operation is not None and request.query:
+        known = set(operation.query.model_fields) if operation.query is not None else set()
+        unknown = sorted(set(request.query) - known)
+        repeated = sorted({n for n in request.query if len(request.query.getall(n)) > 1})
+        if unknown or repeated:
+            problems = [
+                *({"loc": ["query", n], "message": "unknown query parameter"} for n in unknown),
+                *({"loc": ["query", n], "message": "given more than once"} for n in repeated),
+            ]
+            accepted = ", ".join(sorted(known)) or "none"
+            raise ApiError(
+                422,
+                "validation_error",
+                f"query.{(unknown or repeated)[0]}: "
+                + ("unknown query parameter" if unknown else "given more than once")
+                + f" (this operation takes: {accepted})",
+                problems,
+            )
+    return await handler(request)
 
 
 def page_of(query: Any) -> PageRequest:
@@ -165,13 +227,25 @@ def require_content_type(request: web.Request, *accepted: str) -> str:
     return given
 
 
-def parse_json(raw: bytes | str, model: type[M], prefix: str = "body") -> M:
+def parse_json(raw: bytes | str, model: type[M], part: str | None = None) -> M:
+    """The JSON body, or the JSON ``part`` of a multipart body, validated by ``model``.
+
+    Malformed JSON is a 400 for a body; for a part the framing was fine and the part is a field
+    whose value is wrong: 422 naming it.
+    """
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
-        raise from_validation(exc, prefix) from None
+            if part is None:
+                raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+            raise ApiError(
+                422,
+                "validation_error",
+                f"{part}: not valid JSON",
+                [{"loc": ["body", part], "message": "not valid JSON"}],
+            ) from None
+        raise from_validation(exc, part or "body") from None
 
 
 async def json_body(request: web.Request, model: type[M]) -> M:

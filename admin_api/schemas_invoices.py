@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from admin_api.schemas import Body, ChannelName, Day, Id, Query
+from admin_api.schemas import YEARS_PATTERN, Body, ChannelName, Day, Id, Query, QueryId, iso_day
+from persistence.invoice_queries import PERIOD_MONTHS
 
 PeriodName = Literal["monthly", "bimonthly", "quarterly", "half-yearly", "yearly"]
 
@@ -16,7 +17,7 @@ class InvoiceQuery(Query):
     period: PeriodName = "monthly"
     start: Day | None = Field(None, description="First day included (UTC).")
     end: Day | None = Field(None, description="First day excluded (UTC).")
-    sender_id: Id | None = None
+    sender_id: QueryId | None = None
     channel: ChannelName | None = None
 
 
@@ -48,8 +49,34 @@ class InvoiceReport(BaseModel):
     to_be_invoiced_amount: str
 
 
+def _starts_a_period(schema: dict[str, Any]) -> None:
+    """``period_start`` is the first day of the period's first month, in JSON Schema: one
+    alternative per period (a missing ``period`` is monthly)."""
+    alternatives = []
+    for period, months in PERIOD_MONTHS.items():
+        firsts = "|".join(f"{month:02d}" for month in range(1, 13, months))
+        alternatives.append(
+            {
+                "properties": {
+                    "period": {"const": period},
+                    "period_start": {"pattern": f"{YEARS_PATTERN}({firsts})-01$"},
+                },
+                **({} if period == "monthly" else {"required": ["period"]}),
+            }
+        )
+    schema["anyOf"] = alternatives
+
+
+# The document states this date by pattern alone (per period, in MarkInvoicedBody's anyOf).
+PeriodStart = Annotated[date, BeforeValidator(iso_day), WithJsonSchema({"type": "string"})]
+
+
 class MarkInvoicedBody(Body):
-    period_start: Day
+    model_config = ConfigDict(json_schema_extra=_starts_a_period)
+
+    period_start: PeriodStart = Field(
+        description="The first day of the period's first month, e.g. 2024-04-01 for Q2."
+    )
     period: PeriodName = "monthly"
     sender_id: Id
     channel: ChannelName

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from admin_api.schemas import (
+    RECIPIENT_KIND_MARKER,
     Body,
     ChannelName,
     HtmlText,
@@ -17,29 +19,60 @@ from admin_api.schemas import (
     PageMeta,
     PageQuery,
     Query,
+    QueryBool,
+    QueryId,
     Subject,
     UtcDateTime,
 )
+from channels.composer import BLANK_CHARACTERS
 from persistence.models import DeliveryStatus, Direction, MessageStatus
 
 KindName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
 IdList = Annotated[list[Id], Field(max_length=100_000)]
+_KIND_KEYS: JsonDict = {"propertyNames": RECIPIENT_KIND_MARKER}
+# "Not blank", as the composer decides it (channels.composer.has_text).
+HAS_TEXT: JsonDict = {"pattern": f"[^{BLANK_CHARACTERS}]"}
+
+
+def _selects_someone(schema: dict[str, Any]) -> None:
+    """The composer's rules that span fields, in JSON Schema."""
+    schema["anyOf"] = [
+        {"required": [field], "properties": {field: {"minProperties": 1}}}
+        for field in ("recipients", "typologies")
+    ]
+    schema["if"] = {
+        "required": ["channels"],
+        "properties": {"channels": {"contains": {"const": "email"}}},
+    }
+    schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
 
 
 class ComposeBody(Body):
-    """A broadcast: one message per channel to the named recipients and typology selections."""
+    """A broadcast: one message per channel to the named recipients and typology selections.
 
-    channels: list[ChannelName] = Field(min_length=1, max_length=4)
-    subject: Subject = ""
-    body: LongText = ""
+    Name recipients or typologies (or both); an email needs a subject that is not blank."""
+
+    model_config = ConfigDict(json_schema_extra=_selects_someone)
+
+    channels: list[ChannelName] = Field(
+        min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}
+    )
+    subject: Subject = Field("", description="Required, not blank, with the email channel.")
+    body: LongText = Field(
+        description="The text; not blank. With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
+        json_schema_extra={"allOf": [HAS_TEXT]},
+    )
     body_html: HtmlText | None = None
     typology_id: Id | None = Field(None, description="A message typology.")
     recipients: dict[KindName, IdList] = Field(
-        default_factory=dict, description='Recipient ids per kind, e.g. {"customer": [1, 2]}.'
+        default_factory=dict,
+        description='Recipient ids per kind, e.g. {"customer": [1, 2]}.',
+        json_schema_extra=_KIND_KEYS,
     )
     typologies: dict[KindName, Annotated[list[Id], Field(max_length=1000)]] = Field(
         default_factory=dict,
         description="Every recipient of these typologies, per kind.",
+        json_schema_extra=_KIND_KEYS,
     )
     include_related: bool = Field(True, description="Also reach related recipients.")
     send_at: UtcDateTime | None = Field(None, description="Schedule for later (UTC).")
@@ -47,8 +80,15 @@ class ComposeBody(Body):
     extra: JsonObject = Field(default_factory=dict)
 
 
+class ComposePayload(ComposeBody):
+    """The ``payload`` part of a multipart broadcast: as the JSON body, but the text may be
+    blank when attachments carry the message."""
+
+    body: LongText = Field("", description="The text; may be blank when there are attachments.")
+
+
 class ComposeQuery(Query):
-    presend: bool = Field(False, description="Dry run (same as presend in the body).")
+    presend: QueryBool = Field(False, description="Dry run (same as presend in the body).")
 
 
 class ProblemOut(BaseModel):
@@ -148,11 +188,13 @@ class MessagePage(PageMeta):
 class MessageQuery(PageQuery):
     channel: ChannelName | None = None
     status: MessageStatus | None = None
-    typology_id: Id | None = None
+    typology_id: QueryId | None = None
     direction: Direction | None = None
     created_from: UtcDateTime | None = Field(None, description="Created at or after (UTC).")
     created_to: UtcDateTime | None = Field(None, description="Created before (UTC).")
-    sender_id: Id | None = None
+    sender_id: QueryId | None = Field(
+        None, description="Superusers: any sender; others: only their own id."
+    )
 
 
 class DeliveryOut(BaseModel):

@@ -6,11 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from admin_api.schemas import (
-    MAX_CHAT_ID,
     Body,
+    ChatId,
     EmailText,
     Id,
     JsonObject,
@@ -19,11 +19,13 @@ from admin_api.schemas import (
     PageMeta,
     PageQuery,
     Query,
+    QueryBool,
+    QueryId,
     Search,
     Short,
+    omitted,
 )
 
-ChatId = Annotated[int, Field(ge=-MAX_CHAT_ID, le=MAX_CHAT_ID)]
 PhoneText = Annotated[str, Field(max_length=32, pattern=r"^[^\x00]*$")]
 ExternalId = Annotated[
     str,
@@ -51,32 +53,31 @@ class RecipientCreate(Body):
     extra: JsonObject = Field(default_factory=dict)
     external_id: ExternalId | None = None
     typology_id: Id | None = None
-    owner_id: Id | None = Field(None, description="Superusers only; others own what they create.")
+    owner_id: Id | None = Field(
+        None,
+        description="Superusers may name any user; others only themselves (else 403).",
+    )
 
 
 class RecipientPatch(Body):
-    """Only the fields sent change; null clears an optional field."""
+    """Only the fields sent change. ``null`` clears vat_number, fiscal_code, sms, email,
+    telegram_chat_id, typology_id and owner_id; the other fields cannot be ``null``."""
 
-    name: Name | None = None
+    name: Name = omitted()
     vat_number: Short | None = None
     fiscal_code: Short | None = None
     sms: PhoneText | None = None
     email: EmailText | None = None
     telegram_chat_id: ChatId | None = None
-    telegram_opted_out: bool | None = None
-    telegram_blocked: bool | None = None
-    note: Note | None = None
-    extra: JsonObject | None = None
-    external_id: ExternalId | None = None
+    telegram_opted_out: bool = omitted()
+    telegram_blocked: bool = omitted()
+    note: Note = omitted()
+    extra: JsonObject = omitted()
+    external_id: ExternalId = omitted()
     typology_id: Id | None = None
-    owner_id: Id | None = None
-
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> RecipientPatch:
-        for name in ("name", "telegram_opted_out", "telegram_blocked", "note", "extra"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    owner_id: Id | None = Field(
+        None, description="Superusers: any user, or null for none; others: only themselves."
+    )
 
 
 class RecipientOut(BaseModel):
@@ -104,14 +105,16 @@ class RecipientPage(PageMeta):
 
 
 class RecipientQuery(PageQuery):
-    typology_id: Id | None = None
+    typology_id: QueryId | None = None
     q: Search | None = Field(None, description="Name contains (case-insensitive).")
-    has_telegram: bool | None = None
-    has_email: bool | None = None
-    has_sms: bool | None = None
-    blocked: bool | None = Field(None, description="Blocked the bot on Telegram.")
-    opted_out: bool | None = Field(None, description="Sent /stop to the bot.")
-    owner_id: Id | None = None
+    has_telegram: QueryBool | None = None
+    has_email: QueryBool | None = None
+    has_sms: QueryBool | None = None
+    blocked: QueryBool | None = Field(None, description="Blocked the bot on Telegram.")
+    opted_out: QueryBool | None = Field(None, description="Sent /stop to the bot.")
+    owner_id: QueryId | None = Field(
+        None, description="Superusers: any owner; others: only their own id."
+    )
 
 
 class TypologyIn(Body):
@@ -120,15 +123,10 @@ class TypologyIn(Body):
 
 
 class TypologyPatch(Body):
-    name: Name | None = None
-    description: Note | None = None
+    """Only the fields sent change; neither can be ``null``."""
 
-    @model_validator(mode="after")
-    def _not_null(self) -> TypologyPatch:
-        for name in ("name", "description"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    name: Name = omitted()
+    description: Note = omitted()
 
 
 class TypologyOut(BaseModel):
@@ -153,7 +151,7 @@ class ImportMatch(StrEnum):
 
 
 class ImportQuery(Query):
-    all_or_nothing: bool = Field(
+    all_or_nothing: QueryBool = Field(
         False, description="Write nothing when any row is rejected (the answer is then 422)."
     )
     match: ImportMatch | None = Field(
@@ -227,4 +225,4 @@ class InboxPage(PageMeta):
 
 
 class InboxQuery(PageQuery):
-    unread_only: bool = False
+    unread_only: QueryBool = False

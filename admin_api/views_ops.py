@@ -16,12 +16,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_api.context import ApiContext, NotReadyError, ReadinessCheck
+from admin_api.context import API_CONTEXT, ApiContext, NotReadyError, ReadinessCheck
 from admin_api.errors import ApiError
 from admin_api.metrics import CONTENT_TYPE
+from admin_api.outage import DATABASE_OUTAGE, database_failed
 from admin_api.routing import Operation as Op
 from admin_api.routing import Response, context, render, render_json
 from channels.skebby_gateway import SkebbyException
+from persistence.availability import OutageLog
 from persistence.outbox import queue_depth
 
 log = logging.getLogger(__name__)
@@ -55,23 +57,34 @@ async def healthz(_request: web.Request) -> web.Response:
     return render(Health(status="ok"))
 
 
-def _database_check(ctx: ApiContext) -> ReadinessCheck:
+def _database_check(app: web.Application) -> ReadinessCheck:
     async def check() -> bool:
-        async with ctx.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        try:
+            async with app[API_CONTEXT].sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            if database_failed(app, exc):  # logged once per outage, not once per probe
+                return False
+            raise
+        app[DATABASE_OUTAGE].recovered()
         return True
 
     return check
 
 
-async def _run_check(name: str, check: ReadinessCheck, limit: float) -> tuple[bool, str | None]:
+async def _run_check(
+    name: str, check: ReadinessCheck, limit: float, outage: OutageLog | None = None
+) -> tuple[bool, str | None]:
     try:
         async with asyncio.timeout(limit):
             return bool(await check()), None
     except NotReadyError as exc:
         return False, str(exc)
     except TimeoutError:
-        log.warning("readiness check %s timed out after %.1fs", name, limit)
+        if outage is not None:
+            outage.failed(f"no answer within {limit:.1f} s")
+        else:
+            log.warning("readiness check %s timed out after %.1fs", name, limit)
         return False, f"no answer within {limit:g}s"
     except (OSError, SQLAlchemyError, aiohttp.ClientError, SkebbyException, RuntimeError) as exc:
         log.warning("readiness check %s failed: %s", name, exc)
@@ -81,10 +94,14 @@ async def _run_check(name: str, check: ReadinessCheck, limit: float) -> tuple[bo
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database answers and every configured component is up (else 503)."""
     ctx = context(request)
-    checks = {"database": _database_check(ctx), **ctx.readiness_checks}
+    checks = {"database": _database_check(request.app), **ctx.readiness_checks}
     names = list(checks)
+    outage = request.app[DATABASE_OUTAGE]
     results = await asyncio.gather(
-        *(_run_check(n, checks[n], ctx.readiness_timeout) for n in names)
+        *(
+            _run_check(n, checks[n], ctx.readiness_timeout, outage if n == "database" else None)
+            for n in names
+        )
     )
     outcome = {name: ok for name, (ok, _) in zip(names, results, strict=True)}
     reasons = {name: why for name, (_, why) in zip(names, results, strict=True) if why}
@@ -110,8 +127,11 @@ async def metrics(request: web.Request) -> web.Response:
         async with ctx.sessions() as session:
             depth = await queue_depth(session)
     except (OSError, SQLAlchemyError) as exc:
-        log.warning("metrics: queue depth unavailable: %s", exc)
+        if not database_failed(request.app, exc):
+            log.warning("metrics: queue depth unavailable: %s", exc)
         depth = None
+    else:
+        request.app[DATABASE_OUTAGE].recovered()
     return web.Response(
         body=ctx.metrics.render(depth),
         headers={"Content-Type": CONTENT_TYPE},
@@ -145,6 +165,7 @@ def operations() -> list[Op]:
             "operations",
             {200: Response("Up.", Health)},
             public=True,
+            database=False,
         ),
         Op(
             "GET",
@@ -157,6 +178,7 @@ def operations() -> list[Op]:
                 503: Response("Not ready: the failing checks are false.", Readiness),
             },
             public=True,
+            database=False,  # the database is one of its checks
         ),
         Op(
             "GET",
@@ -172,6 +194,7 @@ def operations() -> list[Op]:
                 )
             },
             public=True,
+            database=False,  # without the database only the queue depth is missing
         ),
         Op(
             "GET",
@@ -191,5 +214,6 @@ def operations() -> list[Op]:
             "operations",
             {200: Response("OpenAPI 3.1.", schema={"type": "object"})},
             public=True,
+            database=False,
         ),
     ]

@@ -18,6 +18,7 @@ from admin_api.recipient_input import (
 from admin_api.routing import (
     JSON,
     MULTIPART_ERRORS,
+    MultipartForm,
     RequestBody,
     Response,
     context,
@@ -31,6 +32,7 @@ from admin_api.routing import (
     render,
     render_page,
     require_content_type,
+    require_own_filter,
     require_superuser,
 )
 from admin_api.routing import Operation as Op
@@ -109,6 +111,7 @@ async def list_recipients_view(request: web.Request) -> web.Response:
     ctx = context(request)
     kind = recipient_kind(request)
     query = parse_query(request, RecipientQuery)
+    require_own_filter(request, "owner_id", query.owner_id)
     filters = RecipientFilter(
         typology_id=query.typology_id,
         search=query.q,
@@ -172,13 +175,22 @@ async def _csv_bytes(request: web.Request) -> bytes:
     given = require_content_type(request, CSV, MULTIPART)
     if given == CSV:
         return await request.read()
+    found: bytes | None = None
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                return bytes(await part.read())
+            if not isinstance(part, BodyPartReader) or part.name != "file" or found is not None:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"unexpected form field {getattr(part, 'name', None)!r}; send one part 'file'",
+                    [{"loc": ["body", str(getattr(part, "name", None))], "message": "unexpected"}],
+                )
+            found = bytes(await part.read())
     except MULTIPART_ERRORS:
         raise ApiError(400, "malformed_multipart", "the multipart body is malformed") from None
+    if found is not None:
+        return found
     raise ApiError(
         422,
         "validation_error",
@@ -332,6 +344,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {200: Response("A page of recipients.", RecipientPage)},
             query=RecipientQuery,
             path_params=kind_param,
+            errors=(403,),
         ),
         Op(
             "POST",
@@ -342,7 +355,8 @@ def operations(kind_names: list[str]) -> list[Op]:
             {201: Response("Created.", RecipientOut)},
             body=RequestBody({JSON: RecipientCreate}),
             path_params=kind_param,
-            errors=(409,),
+            errors=(403, 409),
+            description="A user who is not a superuser may name only themselves as owner_id.",
         ),
         Op(
             "GET",
@@ -362,7 +376,7 @@ def operations(kind_names: list[str]) -> list[Op]:
             {200: Response("The changed recipient.", RecipientOut)},
             body=RequestBody({JSON: RecipientPatch}),
             path_params=rid,
-            errors=(409,),
+            errors=(403, 409),
         ),
         Op(
             "DELETE",
@@ -392,14 +406,18 @@ def operations(kind_names: list[str]) -> list[Op]:
                 ),
             },
             query=ImportQuery,
+            errors=(403,),
             body=RequestBody(
                 {
-                    "text/csv": {"type": "string"},
-                    MULTIPART: {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    "text/csv": {
+                        "type": "string",
+                        "description": "UTF-8 CSV with a header row that has a name column.",
                     },
+                    MULTIPART: MultipartForm(
+                        {"file": {"type": "string", "contentMediaType": "text/csv"}},
+                        required=("file",),
+                        text_parts={"file": "text/csv"},
+                    ),
                 }
             ),
             path_params=kind_param,

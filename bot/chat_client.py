@@ -310,11 +310,16 @@ def terminal_write(text: str) -> None:
     print(text, flush=True)
 
 
-async def chat(options: ChatOptions, locate: Locate | None = None) -> None:
-    """The terminal session; with piped input it waits for the bot's answers before leaving."""
+async def chat(
+    options: ChatOptions, locate: Locate | None = None, redact: Callable[[str], str] = str
+) -> None:
+    """The terminal session; with piped input it waits for the bot's answers before leaving.
+    Every line printed goes through ``redact`` (the secrets)."""
     linger = 0.0 if sys.stdin.isatty() else 3.0
+
+    def write(text: str) -> None:
+        terminal_write(redact(text))
+
     async with aiohttp.ClientSession() as http:
-        client = ChatClient(
-            options, http, stdin_reader(), terminal_write, locate=locate, linger=linger
-        )
+        client = ChatClient(options, http, stdin_reader(), write, locate=locate, linger=linger)
         await client.run()

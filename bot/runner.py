@@ -15,11 +15,14 @@ Roles (``herald run --role``): ``web`` serves the API, the console and the webho
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
 import signal
 import socket
+import errno
+import tempfile
 import uuid
 from contextlib import AsyncExitStack
 from typing import Literal
@@ -30,6 +33,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from admin_api.app import create_app
 from admin_api.context import ApiContext
 from admin_api.key_cache import KeyCache
+from admin_api.server import ApiRunner
+from bot.cli_errors import StartupError
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway
@@ -110,7 +115,9 @@ class Service:
         self.polling_errors = PollingErrors()
         self.webhook_url: str | None = None
         self._webhook_secret: str | None = None
+        self._socket: socket.socket | None = None
         self._stack = AsyncExitStack()
+        self._started = False
         self._stopped = False
 
     @property
@@ -141,6 +148,11 @@ class Service:
 
     async def start(self) -> None:
         try:
+            # Local checks first: a wrong DATA_DIR or a taken port fails in a moment, before
+            # anything talks to the database or to Telegram.
+            self._check_data_dir()
+            if self.serves_http:
+                self._reserve_port()
             context = await self._start_context()
             await self._claim_sqlite(context)
             self._start_scheduler()
@@ -155,6 +167,40 @@ class Service:
         except BaseException:
             await self.stop()
             raise
+        self._started = True
+
+    def _check_data_dir(self) -> None:
+        data_dir = self.settings.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=data_dir):
+                pass  # attachments are written here: it must be writable
+        except OSError as exc:
+            raise StartupError(f"DATA_DIR: cannot write to {data_dir}: {exc.strerror}") from None
+
+    def _reserve_port(self) -> None:
+        """Bind the HTTP port now (the server starts listening on it later)."""
+        host, port = self.settings.http_host, self.settings.port
+        try:
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = addresses[0]
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+            except OSError:
+                sock.close()
+                raise
+        except socket.gaierror as exc:
+            raise StartupError(f"HTTP_HOST: cannot listen on {host!r}: {exc.strerror}") from None
+        except OSError as exc:
+            name = "PORT" if exc.errno == errno.EADDRINUSE else "HTTP_HOST/PORT"
+            raise StartupError(
+                f"{name}: cannot listen on {host}:{port}: {exc.strerror}"
+                + (" (is another Herald running?)" if exc.errno == errno.EADDRINUSE else "")
+            ) from None
+        self._stack.callback(sock.close)
+        self._socket = sock
 
     async def _start_context(self) -> HeraldContext:
         context = HeraldContext.from_settings(self.settings)
@@ -179,7 +225,14 @@ class Service:
         if not self.settings.sandbox:
             context.telegram = telegram_endpoint(self.settings)
             return
-        simulator = await start_simulator(self.settings)
+        try:
+            simulator = await start_simulator(self.settings)
+        except OSError as exc:
+            port = self.settings.telegram_sandbox_port
+            raise StartupError(
+                f"TELEGRAM_SANDBOX_PORT: the sandbox Bot API cannot listen on {port}: "
+                f"{exc.strerror}"
+            ) from None
         self._stack.push_async_callback(simulator.stop)
         self.simulator = simulator
         context.telegram = sandbox_endpoint(simulator)
@@ -266,10 +319,11 @@ class Service:
                 on_stored=self._update_stored,
             )
             add_webhook_route(app, settings.telegram_webhook_path, receiver)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = ApiRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http_host, settings.port)
+        assert self._socket is not None, "start() reserves the port first"
+        site = web.SockSite(runner, self._socket)
         await site.start()
         self.http_port = runner.addresses[0][1]
         log.info("Herald is listening on http://%s:%s", settings.http_host, self.http_port)
@@ -396,7 +450,8 @@ class Service:
             return
         self._stopped = True
         await self._stack.aclose()
-        log.info("Herald stopped")
+        if self._started:  # a start that failed says why instead (one line, bot/cli_errors.py)
+            log.info("Herald stopped")
 
 
 async def serve(settings: Settings, role: Role = "all") -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class ConfigurationError(Exception):
@@ -26,7 +31,10 @@ class SkebbyAuth(StrEnum):
     TOKEN = "token"  # noqa: S105 - the name of an auth method, not a secret
 
 
-PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+# A bot token as @BotFather hands it out: the bot's numeric id, a colon, the secret part.
+_TOKEN_SHAPE = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
@@ -88,10 +96,10 @@ class Settings(BaseSettings):
     skebby_report_max_age_hours: PositiveFloat = 72.0
 
     # --- costs per billable unit ---
-    cost_telegram: Decimal = Decimal("0")
-    cost_email: Decimal = Decimal("0")
-    cost_sms: Decimal = Decimal("0.06")
-    cost_storage: Decimal = Decimal("0")
+    cost_telegram: Money = Decimal("0")
+    cost_email: Money = Decimal("0")
+    cost_sms: Money = Decimal("0.06")
+    cost_storage: Money = Decimal("0")
 
     # --- delivery ---
     message_typology_required: bool = False
@@ -149,12 +157,51 @@ class Settings(BaseSettings):
         scheme = value.split(":", 1)[0]
         if not scheme.startswith(("sqlite", "postgres")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
+        try:
+            url = make_url(value.replace("postgres://", "postgresql://", 1))
+            port = url.port  # parsed lazily: a port that is not a number fails here
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a valid database URL") from None
+        if url.get_backend_name() == "postgresql" and not (url.database and url.host):
+            raise ValueError("a PostgreSQL URL names a host and a database")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("the port must be between 1 and 65535")
+        return value
+
+    @field_validator(
+        "telegram_api_base_url",
+        "telegram_api_file_url",
+        "telegram_webhook_url",
+        "skebby_base_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parsed = urlsplit(value)
+        try:
+            parsed.port  # noqa: B018 - parsed lazily: a bad port raises here
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN_SHAPE.match(value.get_secret_value()):
+            # Never echo the value: it is a secret even when it is malformed.
+            raise ValueError("is not a bot token (@BotFather gives one like 123456:ABC-def...)")
         return value
 
     @field_validator("default_phone_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
-        return value.upper()
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code such as IT, DE or US")
+        return region
 
     @field_validator("log_level")
     @classmethod
@@ -200,14 +247,16 @@ class Settings(BaseSettings):
         return self.telegram_bot_token is None
 
     def secrets(self) -> list[str]:
-        """Every secret value, for the log redaction filter."""
+        """Every secret value, for the redaction of logs and output."""
         values = [
             self.telegram_bot_token,
             self.telegram_webhook_secret,
             self.smtp_password,
             self.skebby_password,
         ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        password = make_url(self.database_url.replace("postgres://", "postgresql://", 1)).password
+        return [*found, str(password)] if password else found
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -49,6 +49,10 @@ def build_application(
     # form is deprecated; Herald accepts both forms (bot/ptb_rate_limiter.py): the warning is
     # noise.
     warnings.filterwarnings("ignore", message=r".*retry_after.*", category=PTBDeprecationWarning)
+    request = AiohttpRequest(pool_size=CONCURRENT_UPDATES)
+    updates_request = AiohttpRequest(
+        pool_size=1, on_status=polling.answered if polling is not None else None
+    )
     builder = (
         ApplicationBuilder()
         .application_class(HeraldApplication, kwargs={"herald": herald})
@@ -61,10 +65,8 @@ def build_application(
         )
         .post_init(publish_commands)
         .rate_limiter(SharedBudgetRateLimiter(herald.telegram_limiter))
-        .request(AiohttpRequest(pool_size=CONCURRENT_UPDATES))
-        .get_updates_request(
-            AiohttpRequest(pool_size=1, on_status=polling.answered if polling else None)
-        )
+        .request(request)
+        .get_updates_request(updates_request)
     )
     if persistence is not None:
         builder = builder.persistence(persistence)
@@ -73,6 +75,7 @@ def build_application(
     application = builder.build()
     if not isinstance(application, HeraldApplication):  # pragma: no cover - builder contract
         raise TypeError("ApplicationBuilder did not build a HeraldApplication")
+    application.http_requests = (request, updates_request)
     install_handlers(application)
     return application
 

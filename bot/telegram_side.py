@@ -81,7 +81,13 @@ class TelegramSide:
                 persistence=persistence,
                 polling=None if webhook else self._polling_errors,
             )
-            await application.initialize()  # getMe; the persisted data is loaded here
+            try:
+                await application.initialize()  # getMe; the persisted data is loaded here
+            except BaseException:
+                # PTB opened its HTTP sessions before getMe failed, and leaves them open.
+                for request in application.http_requests:
+                    await request.shutdown()
+                raise
             stack.push_async_callback(application.shutdown)  # flushes persistence
             self.application = application
             if application.post_init is not None:  # what run_polling() would do: the menu

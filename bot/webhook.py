@@ -22,7 +22,7 @@ from telegram import Bot, Update, WebhookInfo
 
 from persistence import update_inbox
 from persistence.database import SessionFactory
-from persistence.errors import database_unavailable
+from persistence.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from persistence.errors import database_unavailable
+from persistence.availability import database_unavailable
 
 
 class LoopObserver(Protocol):

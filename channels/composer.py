@@ -10,6 +10,7 @@ plans, the persistence layer writes.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -50,6 +51,17 @@ from persistence.models import DeliveryStatus, MessageStatus, User
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
 from persistence.recipient_loading import load_recipient_columns
 
+# What counts as blank, spelled out: Python, JSON Schema (ECMA) and pydantic's regex engine each
+# mean something slightly different by "whitespace", and the admin API documents this rule.
+BLANK_CHARACTERS = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_HAS_TEXT = re.compile(f"[^{BLANK_CHARACTERS}]")
+
+
+def has_text(value: str) -> bool:
+    """Not blank: at least one character that is not white space."""
+    return _HAS_TEXT.search(value) is not None
 # A resolved recipient: the values of a Candidate as a plain tuple. The garbage collector stops
 # tracking plain tuples of plain values, not NamedTuples, so 100,000 of these held during a send
 # cost no repeated full collections; each becomes a Candidate only while it is classified.
@@ -119,14 +131,14 @@ class Composer:
                 )
         if len(set(request.channels)) != len(request.channels):
             raise CompositionError("channels", "a channel is listed twice")
-        if not request.body.strip() and not request.attachments:
+        if not has_text(request.body) and not request.attachments:
             raise CompositionError("body", "the message is empty")
         if len(request.body) > self.config.max_body_chars:
             raise CompositionError("body", f"longer than {self.config.max_body_chars} characters")
-        if "email" in request.channels and not request.subject.strip():
+        if "email" in request.channels and not has_text(request.subject):
             raise CompositionError("subject", "an email needs a subject")
         if self.config.typology_required and request.typology_id is None:
-            raise CompositionError("typology", "a message typology is required")
+            raise CompositionError("typology_id", "a message typology is required")
         if not request.recipients and not request.typology_selection:
             raise CompositionError("recipients", "name recipients or a typology selection")
         for kind in [*request.recipients, *request.typology_selection]:
@@ -173,7 +185,9 @@ class Composer:
         if request.typology_id is not None and not await enqueue.message_typology_exists(
             session, request.typology_id
         ):
-            raise CompositionError("typology", f"no message typology with id {request.typology_id}")
+            raise CompositionError(
+                "typology_id", f"no message typology with id {request.typology_id}"
+            )
         return await self._resolve(session, user, request)
 
     def _plan_channel(

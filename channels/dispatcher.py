@@ -46,7 +46,7 @@ from channels.clock import Clock, wait_event
 from channels.outcome_policy import OutcomePolicy, RetryPolicy
 from persistence import outbox
 from persistence.database import SessionFactory
-from persistence.errors import database_unavailable
+from persistence.availability import database_unavailable
 from persistence.outbox import ClaimedDelivery
 from persistence.outgoing import load_outgoing
 from persistence.recipient_kinds import RecipientKindRegistry

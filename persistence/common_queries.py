@@ -37,6 +37,28 @@ class InvalidFieldError(ValueError):
         self.message = message
 
 
+class ForbiddenFieldError(PermissionError):
+    """The acting user may not set this field to this value (another user's ``owner_id``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def may_name_owner(user: User, owner_id: int | None) -> bool:
+    """Only a superuser names another owner (or none); anyone may name themselves."""
+    return user.is_superuser or owner_id == user.id
+
+
+def require_may_name_owner(user: User, owner_id: int | None, field: str = "owner_id") -> None:
+    """Refuse, rather than silently replace, an owner the user may not name."""
+    if not may_name_owner(user, owner_id):
+        raise ForbiddenFieldError(
+            field, f"only a superuser may name another owner (you are user {user.id})"
+        )
+
+
 @dataclass(frozen=True)
 class PageRequest:
     limit: int
@@ -108,14 +130,17 @@ def chunks(ids: Sequence[int], size: int = 5000) -> list[Sequence[int]]:
 
 __all__ = [
     "ConflictError",
+    "ForbiddenFieldError",
     "InvalidFieldError",
     "NotFoundError",
     "Page",
     "PageRequest",
     "fetch_page",
     "like_pattern",
+    "may_name_owner",
     "message_visible",
     "owns_recipient",
+    "require_may_name_owner",
     "scoped",
     "select",
 ]

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# A server that accepts connections but does not answer (a hung host, a dropped network) fails
+# a new connection after this long, instead of asyncpg's 60 s: callers answer 503 or retry.
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def normalize_database_url(raw: str) -> URL:
@@ -54,7 +57,12 @@ def create_engine(raw_url: str, *, echo: bool = False, pool_size: int = 10) -> A
     # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
     # fails once and is discarded; connections are recycled before servers time them out.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 

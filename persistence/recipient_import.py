@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.common_queries import chunks
+from persistence.common_queries import chunks, require_may_name_owner
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import RECIPIENT_FIELDS, owned_values
@@ -57,6 +57,18 @@ class _Planned:
     changes: dict[str, Any] = field(default_factory=dict)
 
 
+async def _check_owners(session: AsyncSession, rows: Sequence[ImportRow]) -> None:
+    """A row naming a user that does not exist is rejected with the reason."""
+    named = sorted({r.values["owner_id"] for r in rows if r.values.get("owner_id") is not None})
+    found: set[int] = set()
+    for chunk in chunks(named):
+        found.update((await session.scalars(select(User.id).where(User.id.in_(chunk)))).all())
+    for row in rows:
+        owner = row.values.get("owner_id")
+        if owner is not None and owner not in found:
+            row.errors.append({"field": "owner_id", "message": f"no user with id {owner}"})
+
+
 async def import_recipients(
     session: AsyncSession,
     kind: RecipientKind,
@@ -67,6 +79,10 @@ async def import_recipients(
     match: MatchColumn | None = None,
 ) -> ImportReport:
     """Create or update one record per row (see the module docstring)."""
+    for row in rows:  # naming another owner refuses the whole import, as it would one record
+        if row.values.get("owner_id") is not None:
+            require_may_name_owner(user, row.values["owner_id"], f"owner_id (line {row.line})")
+    await _check_owners(session, rows)
     await _resolve_typologies(session, kind, rows)
     planned = [_Planned(row) for row in rows]
     await _find_targets(session, kind, user, planned, match)

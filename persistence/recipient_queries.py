@@ -23,6 +23,7 @@ from persistence.common_queries import (
     PageRequest,
     fetch_page,
     like_pattern,
+    require_may_name_owner,
 )
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -134,10 +135,13 @@ async def _check_references(
 
 
 def owned_values(user: User, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Only a superuser chooses the owner; everyone else creates records they own."""
+    """A new record's values: a superuser may name any owner (or none); everyone else owns
+    what they create, and naming anyone else is refused (never silently replaced)."""
     result = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
-    if not user.is_superuser or "owner_id" not in result:
-        result["owner_id"] = user.id if not user.is_superuser else result.get("owner_id")
+    if result.get("owner_id") is not None:
+        require_may_name_owner(user, result["owner_id"])
+    elif not user.is_superuser:
+        result["owner_id"] = user.id
     return result
 
 
@@ -160,8 +164,8 @@ async def update_recipient(
 ) -> Any:
     record = await get_recipient(session, kind, user, rid)
     changes = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
-    if not user.is_superuser:
-        changes.pop("owner_id", None)
+    if "owner_id" in changes:
+        require_may_name_owner(user, changes["owner_id"])
     await _check_references(session, kind, changes)
     external_id = changes.get("external_id")
     if external_id:

@@ -15,6 +15,7 @@ from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
 from admin_api.metrics import Metrics
 from bot.delivery import build_channels, build_composer, build_dispatcher
+from admin_api.server import ApiRunner
 from channels.base import Channel
 from channels.dispatcher import Dispatcher
 from persistence.api_keys import issue_api_key
@@ -22,6 +23,14 @@ from persistence.models import User
 from persistence.recipient_kinds import default_registry
 from tests.conftest import Database
 from tests.factories import FakeClock, delivery_settings
+
+
+class ApiTestServer(TestServer):
+    """aiohttp's test server on the runner the service uses (JSON answers to malformed HTTP)."""
+
+    async def _make_runner(self, **kwargs: Any) -> ApiRunner:
+        return ApiRunner(self.app, **kwargs)
+
 
 COSTS = {"sms": Decimal("0.05"), "email": Decimal("0.001")}
 
@@ -112,7 +121,7 @@ async def running_api(
         readiness_checks=readiness or {},
         skebby_status=skebby_status,
     )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(context)))
+    client: TestClient[Any, Any] = TestClient(ApiTestServer(create_app(context)))
     await client.start_server()
     async with db.sessions.begin() as session:
         issued = await issue_api_key(session, "admin", superuser=True)

@@ -4,6 +4,7 @@ status, request ids, and the generic 500."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,55 @@ async def test_revoked_key_is_refused(db: Database, tmp_path: Path) -> None:
         async with db.sessions.begin() as session:
             assert await revoke_api_key(session, key[3:11]) == 1
         await api.get("/api/v1/messages", key=key, expect=401)
+
+
+async def _raw_http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 10)  # the server closes after answering
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /api/v1/messages?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (b"GET /healthz HTTP/1.1\r\nHost: h\r\nX-Nul: \x00\r\n\r\n", 400, "bad_request"),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["long-request-line", "long-header", "nul-in-header", "garbage"],
+)
+async def test_malformed_http_gets_a_json_error_without_a_traceback(
+    db: Database,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    request_bytes: bytes,
+    status: int,
+    code: str,
+) -> None:
+    """Requests aiohttp cannot parse get the JSON error shape (414/431/400) and no ERROR log."""
+    async with running_api(db, tmp_path) as api:
+        port = api.client.port
+        assert port is not None
+        with caplog.at_level(logging.INFO):
+            answered, headers, body = await _raw_http(port, request_bytes)
+    assert answered == status
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"]["code"] == code
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

@@ -100,6 +100,52 @@ async def test_users_see_and_change_only_their_own_recipients(api: Api) -> None:
     assert forbidden["error"]["code"] == "forbidden"
 
 
+async def test_naming_another_owner_is_refused_not_rewritten(api: Api) -> None:
+    """A user who is not a superuser naming someone else's owner_id gets 403 naming the field
+    (create, change, import, filter); naming themselves is fine; a superuser may name anyone."""
+    alice, alice_key = await api.user("alice")
+    bob, _ = await api.user("bob")
+    refused = await api.post(
+        CUSTOMERS, key=alice_key, json={"name": "X", "owner_id": bob.id}, expect=403
+    )
+    assert refused["error"]["details"][0]["loc"] == ["body", "owner_id"]
+    assert "owner_id" in refused["error"]["message"]
+    mine = await api.post(
+        CUSTOMERS, key=alice_key, json={"name": "Mine", "owner_id": alice.id}, expect=201
+    )
+    assert mine["owner_id"] == alice.id
+    path = f"{CUSTOMERS}/{mine['id']}"
+    for owner in (bob.id, None):
+        refused = await api.call("PATCH", path, key=alice_key, json={"owner_id": owner}, expect=403)
+        assert refused["error"]["details"][0]["loc"] == ["body", "owner_id"]
+    await api.call("PATCH", path, key=alice_key, json={"owner_id": alice.id}, expect=200)
+    csv_text = f"name,owner_id\nOne,{alice.id}\nTwo,{bob.id}\n"
+    refused = await api.post(
+        CUSTOMERS + "/import",
+        key=alice_key,
+        data=csv_text,
+        headers={"Content-Type": "text/csv"},
+        expect=403,
+    )
+    assert "line 3" in refused["error"]["message"]
+    filtered = await api.get(f"{CUSTOMERS}?owner_id={bob.id}", key=alice_key, expect=403)
+    assert filtered["error"]["details"][0]["loc"] == ["query", "owner_id"]
+    await api.get(f"/api/v1/messages?sender_id={bob.id}", key=alice_key, expect=403)
+    await api.get(f"/api/v1/messages?sender_id={alice.id}", key=alice_key, expect=200)
+    names = {r["name"] for r in (await api.get(CUSTOMERS, key=alice_key))["items"]}
+    assert names == {"Mine"}  # the refused import wrote nothing
+    given = await api.post(CUSTOMERS, json={"name": "For Bob", "owner_id": bob.id}, expect=201)
+    assert given["owner_id"] == bob.id
+    imported = await api.post(
+        CUSTOMERS + "/import",
+        data=f"name,owner_id\nAlso Bob,{bob.id}\nNobody,999999\n",
+        headers={"Content-Type": "text/csv"},
+        expect=200,
+    )
+    assert [r["status"] for r in imported["rows"]] == ["created", "rejected"]
+    assert imported["rows"][1]["errors"][0]["field"] == "owner_id"
+
+
 async def test_csv_import_reports_created_updated_and_rejected_rows(api: Api) -> None:
     """Good rows are written, bad ones come back with line and reason; ids update records."""
     await api.post(CUSTOMERS + "/typologies", json={"name": "Retail"}, expect=201)

@@ -212,7 +212,7 @@ async def test_same_idempotency_key_replays_and_different_content_is_refused(
         ({"channels": ["email"], "subject": ""}, "subject"),
         ({"recipients": {"robot": [1]}}, "recipients.robot"),
         ({"recipients": {}}, "recipients"),
-        ({"typology_id": 12345}, "typology"),
+        ({"typology_id": 12345}, "typology_id"),
     ],
 )
 async def test_bad_requests_name_the_field(

@@ -49,11 +49,11 @@ async def test_a_job_failing_while_the_database_is_away_logs_one_line_and_its_re
         observer = Counting()
         job = GuardedJob("scheduled-messages", start_scheduled_messages, 5, observer)
         try:
-            proxy.cut()
+            await proxy.cut()
             with caplog.at_level(logging.INFO, logger="bot.jobs"):
                 for _ in range(3):
                     await job.run(context, _NoDispatcher())
-                proxy.restore()
+                await proxy.restore()
                 await context.engine.dispose()
                 await job.run(context, _NoDispatcher())
         finally:

@@ -235,12 +235,12 @@ async def test_cut_off_from_the_database_no_process_keeps_sending_and_all_recove
             message_id = await _broadcast(db, tmp_path, ids)
             await telegram_sim.wait_for_sends(200, timeout=60)
             for proxy in proxies:
-                proxy.cut()
+                await proxy.cut()
             cut_at = time.monotonic()
             await asyncio.sleep(15)  # the partition lasts this long (a duration)
             late = [stamp for stamp, _, _ in telegram_sim.sends if stamp > cut_at + TTL]
             for proxy in proxies:
-                proxy.restore()
+                await proxy.restore()
             await db.engine.dispose()
             await wait_until(
                 lambda: _all_success(db, message_id, 1500), within=120, what="delivered"

@@ -13,13 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from telegram.error import TelegramError
 
 from admin_api.errors import ApiError
-from bot import event_loop
+from bot import cli_errors, event_loop
 from bot.cli import broadcast, keys, messages, recipients, service, typologies
 from bot.cli.common import CliError, UsageError, print_json, validation_message
-from bot.logging_setup import configure_logging
+from bot.logging_setup import Redactor, configure_logging
 from bot.sandbox_mode import SandboxBusyError
 from bot.settings import ConfigurationError, load_settings
 from channels.composition import CompositionError, IdempotencyConflictError
@@ -66,9 +65,7 @@ def failure(exc: BaseException) -> tuple[int, str] | None:
         return 1, str(exc)
     if isinstance(exc, ApiError):
         return 1, exc.message
-    if isinstance(exc, TelegramError):
-        return 1, f"Telegram answered: {exc}"
-    return None
+    return None  # the rest (Telegram, the database, ports, files, bugs): bot.cli_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,29 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        return _fail(2, f"configuration error: {exc}", as_json)
+        return _fail(2, f"configuration error: {exc}", as_json, Redactor([]))
     configure_logging(settings.log_level, settings.secrets())
+    redact = Redactor(settings.secrets())
     try:
         event_loop.run(args.handler(settings, args))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`herald ... | head`): nothing to say
         return 1
-    except Exception as exc:
+    except Exception as exc:  # every failure: one redacted line and an exit code, no traceback
         known = failure(exc)
-        if known is not None:
-            return _fail(*known, as_json and not getattr(exc, "reported", False))
-        if isinstance(exc, OSError):  # e.g. the port is taken or the database is unreachable
-            log.error("cannot continue: %s", exc)
-            return 1
-        raise
+        if known is None:
+            described = cli_errors.describe(exc, settings)
+            known = described.exit_code, described.message
+        return _fail(*known, as_json and not getattr(exc, "reported", False), redact)
     return 0
 
 
-def _fail(code: int, message: str, as_json: bool) -> int:
+def _fail(code: int, message: str, as_json: bool, redact: Redactor) -> int:
+    line = " ".join(redact(message).split())  # one line, whatever the cause said
     if as_json:
-        print_json({"error": {"message": message, "exit_code": code}})
-    print(f"herald: {message}", file=sys.stderr)
+        print_json({"error": {"message": line, "exit_code": code}})
+    print(f"herald: {line}", file=sys.stderr)
     return code
 
 

@@ -8,6 +8,7 @@ from telegram import Bot
 
 from bot.chat_client import ChatOptions, SandboxUnreachableError, chat
 from bot.cli.common import Subcommands, UsageError, add_command, add_group
+from bot.logging_setup import Redactor
 from bot.sandbox_mode import SandboxNotRunningError, read_sandbox_info, telegram_endpoint
 from bot.settings import Settings
 from bot.texts import LANGUAGES
@@ -156,7 +157,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> None:
 
     try:
         options = ChatOptions(locate(), args.user_id, args.name, args.phone, args.language)
-        await chat(options, locate)
+        await chat(options, locate, Redactor(settings.secrets()))
     except SandboxUnreachableError as exc:
         raise UsageError(str(exc)) from None
 
@@ -167,6 +168,7 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> None:
             "no TELEGRAM_BOT_TOKEN: the sandbox sets its own webhook when TELEGRAM_MODE=webhook"
         )
     endpoint = telegram_endpoint(settings)
+    redact = Redactor(settings.secrets())
     bot = Bot(endpoint.token, base_url=endpoint.base_url, base_file_url=endpoint.base_file_url)
     async with bot:
         if args.webhook_action == "set":
@@ -181,9 +183,10 @@ async def _webhook(settings: Settings, args: argparse.Namespace) -> None:
                 allowed_updates=settings.allowed_updates,
                 drop_pending_updates=args.drop_pending_updates,
             )
-            print(f"webhook set to {url}")
+            print(redact(f"webhook set to {url}"))  # the URL may carry a secret path
         elif args.webhook_action == "delete":
             await bot.delete_webhook(drop_pending_updates=args.drop_pending_updates)
             print("webhook deleted: the bot can poll again")
         else:
-            print(describe_webhook(await bot.get_webhook_info()))
+            # The URL may hold a secret path, the last error may quote one.
+            print(redact(describe_webhook(await bot.get_webhook_info())))

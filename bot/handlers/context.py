@@ -8,6 +8,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
+from telegram.request import BaseRequest
 
 from bot.context import HeraldContext
 from bot.texts import Texts, texts_for
@@ -65,3 +66,5 @@ class HeraldApplication(
     def __init__(self, *, herald: HeraldContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.herald = herald
+        # The Bot's HTTP clients, so a failed initialize() can close them (PTB does not).
+        self.http_requests: tuple[BaseRequest, ...] = ()

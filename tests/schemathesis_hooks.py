@@ -1,0 +1,181 @@
+"""Schemathesis hooks for the fuzz run (tests/test_api_openapi.py): real data where the document
+cannot say what is valid.
+
+A document can say that ``typology_id`` is an integer from 1 to 2^31-1, not which typologies
+exist; that ``sms`` is up to 32 phone characters, not which numbers are real; that a CSV import
+is text, not that its header names a ``name`` column. Requests schemathesis generates as valid
+(positive) would then be refused for reasons the document cannot state, and the run would say
+little beyond "404" and "422". So, before each positive request, the values of those fields are
+replaced by ones drawn from the seeded data (``HERALD_FUZZ_POOLS``, a JSON file written by the
+test). Negative requests are sent exactly as generated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+from schemathesis import Case
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.meta import TestPhase
+from schemathesis.transport.serialization import contains_binary
+
+from channels.composer import has_text
+
+_random = random.Random(1)  # reproducible: the run's --seed fixes everything else
+
+
+@cache
+def _pools() -> dict[str, Any]:
+    return dict(json.loads(Path(os.environ["HERALD_FUZZ_POOLS"]).read_text(encoding="utf-8")))
+
+
+def _pick(values: list[Any], generated: Any = None) -> Any:
+    """One of ``values``; the generated value when deletes have emptied the pool."""
+    return _random.choice(values) if values else generated
+
+
+def _kind_of(path: str, path_parameters: dict[str, Any]) -> str | None:
+    """The recipient kind a path is about, or "message" for the message typologies."""
+    if path.startswith("/api/v1/message-typologies"):
+        return "message"
+    kind = path_parameters.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+def _fix_path(case: Case, pools: dict[str, Any]) -> None:
+    params = case.path_parameters
+    if not params:
+        return
+    kind = _kind_of(case.operation.path, params)
+    deleting = case.operation.method.upper() == "DELETE"
+    if "message_id" in params:
+        params["message_id"] = _pick(pools["messages"])
+    for name, pool in (("recipient_id", pools["recipients"]), ("typology_id", pools["typologies"])):
+        ids = pool.get(kind) if name in params and kind is not None else None
+        # Deletes may use up a pool, but never its last few records: the rest of the run needs
+        # them (coverage also deletes ids 1 and 2 by itself, as boundary values).
+        if ids and not (deleting and len(ids) <= 4):
+            params[name] = _pick(ids)
+
+
+def _fix_query(case: Case, pools: dict[str, Any]) -> None:
+    query = case.query
+    if not query:
+        return
+    path = case.operation.path
+    kind = (
+        "message"
+        if path.startswith("/api/v1/messages")
+        else _kind_of(path, case.path_parameters or {})
+    )
+    if "typology_id" in query and kind in pools["typologies"]:
+        query["typology_id"] = _pick(pools["typologies"][kind], query["typology_id"])
+    for name in ("owner_id", "sender_id"):
+        if name in query:
+            query[name] = _pick(pools["users"])
+
+
+def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
+    if body.get("typology_id") is not None:
+        body["typology_id"] = _pick(pools["typologies"]["message"], body["typology_id"])
+    for field, pool in (("recipients", pools["recipients"]), ("typologies", pools["typologies"])):
+        selection = body.get(field)
+        if isinstance(selection, dict):
+            for kind, ids in selection.items():
+                if kind in pool and isinstance(ids, list):
+                    body[field][kind] = [_pick(pool[kind], i) for i in ids]
+    channels = body.get("channels") or []
+    if "sms" in channels and isinstance(body.get("body"), str):
+        # The SMS limit counts fragments, which depend on the text's alphabet: keep it to one.
+        body["body"] = _pick(pools["sms_texts"])
+
+
+def _fix_form_rules(form: dict[str, Any]) -> None:
+    """The two rules across the parts of a multipart broadcast, which the document states in
+    words: the text may be blank only with attachments, and SMS carry no attachments."""
+    payload = form["payload"]
+    if "sms" in (payload.get("channels") or []):
+        form.pop("attachments", None)
+    if not form.get("attachments") and not has_text(str(payload.get("body", ""))):
+        payload["body"] = "See the attachment."
+
+
+def _fix_recipient(body: dict[str, Any], kind: str | None, pools: dict[str, Any]) -> None:
+    if body.get("typology_id") is not None and kind in pools["typologies"]:
+        body["typology_id"] = _pick(pools["typologies"][kind], body["typology_id"])
+    if body.get("owner_id") is not None:
+        body["owner_id"] = _pick(pools["users"])
+    if body.get("sms") is not None:
+        body["sms"] = _pick(pools["phones"])
+    if body.get("email") is not None:
+        body["email"] = _pick(pools["emails"])
+
+
+def _fix_body(case: Case, pools: dict[str, Any]) -> None:
+    body = case.body
+    path = case.operation.path
+    kind = _kind_of(path, case.path_parameters or {})
+    if path.endswith("/import"):
+        if isinstance(body, dict) and "file" in body:
+            body["file"] = pools["csv"]
+        elif isinstance(body, str | bytes):
+            case.body = pools["csv"]
+        return
+    if not isinstance(body, dict):
+        return
+    if path == "/api/v1/messages" and isinstance(body.get("payload"), dict):
+        _fix_compose(body["payload"], pools)
+        _fix_form_rules(body)
+    elif path == "/api/v1/messages":
+        _fix_compose(body, pools)
+    elif path.startswith("/api/v1/recipients/{kind}") and "typologies" not in path:
+        _fix_recipient(body, kind, pools)
+    elif path.startswith("/api/v1/invoices") and body.get("sender_id") is not None:
+        body["sender_id"] = _pick(pools["users"])
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return  # a request meant to be invalid goes out exactly as generated
+    pools = _pools()
+    # Schemathesis derives later cases from these containers: edit copies, never the originals.
+    case.path_parameters = copy.deepcopy(case.path_parameters)
+    case.query = copy.deepcopy(case.query)
+    case.body = copy.deepcopy(case.body)
+    if meta.phase.name != TestPhase.STATEFUL:  # there, ids come from the responses (links)
+        _fix_path(case, pools)
+    _fix_query(case, pools)
+    _fix_body(case, pools)
+    if contains_binary(case.body):
+        # Schemathesis re-validates an edited body, but cannot validate one with binary parts
+        # (it calls it invalid): the edits above keep it valid, so keep its verdict.
+        case._meta.update_validated_hash(ParameterLocation.BODY, case._hash_container(case.body))
+        case._meta.clear_dirty(ParameterLocation.BODY)
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Case, response: Any) -> None:
+    """A deleted record leaves its pool, so later requests do not name it."""
+    _forget_deleted(case, response)
+
+
+def _forget_deleted(case: Case, response: Any) -> None:
+    if case.operation.method.upper() != "DELETE" or not 200 <= response.status_code < 300:
+        return
+    pools = _pools()
+    params = case.path_parameters or {}
+    kind = _kind_of(case.operation.path, params)
+    for name, pool in (("recipient_id", pools["recipients"]), ("typology_id", pools["typologies"])):
+        ids = pool.get(kind) if name in params and kind is not None else None
+        deleted = str(params.get(name))  # generated path values may be text: "2"
+        if ids and deleted.isdigit() and int(deleted) in ids:
+            ids.remove(int(deleted))
