@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_api.context import API_CONTEXT, ApiContext, NotReadyError, ReadinessCheck
+from admin_api.context import API_CONTEXT, NotReadyError, ReadinessCheck
 from admin_api.errors import ApiError
 from admin_api.metrics import CONTENT_TYPE
 from admin_api.outage import DATABASE_OUTAGE, database_failed

@@ -21,7 +21,6 @@ import os
 import secrets
 import signal
 import socket
-import errno
 import tempfile
 import uuid
 from contextlib import AsyncExitStack

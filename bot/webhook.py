@@ -21,8 +21,8 @@ from aiohttp import web
 from telegram import Bot, Update, WebhookInfo
 
 from persistence import update_inbox
-from persistence.database import SessionFactory
 from persistence.availability import database_unavailable
+from persistence.database import SessionFactory
 
 log = logging.getLogger(__name__)
 

@@ -62,6 +62,8 @@ _HAS_TEXT = re.compile(f"[^{BLANK_CHARACTERS}]")
 def has_text(value: str) -> bool:
     """Not blank: at least one character that is not white space."""
     return _HAS_TEXT.search(value) is not None
+
+
 # A resolved recipient: the values of a Candidate as a plain tuple. The garbage collector stops
 # tracking plain tuples of plain values, not NamedTuples, so 100,000 of these held during a send
 # cost no repeated full collections; each becomes a Candidate only while it is classified.

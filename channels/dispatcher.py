@@ -45,8 +45,8 @@ from channels.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from channels.clock import Clock, wait_event
 from channels.outcome_policy import OutcomePolicy, RetryPolicy
 from persistence import outbox
-from persistence.database import SessionFactory
 from persistence.availability import database_unavailable
+from persistence.database import SessionFactory
 from persistence.outbox import ClaimedDelivery
 from persistence.outgoing import load_outgoing
 from persistence.recipient_kinds import RecipientKindRegistry
@@ -75,7 +75,7 @@ class DispatcherConfig:
     max_inflight_batches: int = 2
     # Outcomes are written back in slices of at most this many, or after this long.
     record_slice: int = 250
-    record_interval_seconds: float = 0.5
+    record_interval_seconds: float = 0.25
     # Messages whose content stays in memory between batches (a broadcast is many batches).
     message_cache_size: int = 2000
     deadlines: Mapping[str, timedelta] = field(default_factory=dict)

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
 from admin_api.metrics import Metrics
-from bot.delivery import build_channels, build_composer, build_dispatcher
 from admin_api.server import ApiRunner
+from bot.delivery import build_channels, build_composer, build_dispatcher
 from channels.base import Channel
 from channels.dispatcher import Dispatcher
 from persistence.api_keys import issue_api_key

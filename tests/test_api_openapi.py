@@ -113,7 +113,9 @@ async def _seed(api: Api) -> dict[str, Any]:
         "phones": ["+393331234567", "+39 333 765 4321", "3339876543", "+12025550123"],
         "emails": ["ada@example.org", "grace.hopper@example.com", "x@sub.example.net"],
         "sms_texts": ["Office closed on Friday.", "Meeting moved to 10:00"],
-        "csv": "name,sms,email\nAda,+393331234567,ada@example.org\nAlan,,alan@example.org\n",
+        # Every column a match can name, so any documented match value is a valid request.
+        "csv": "name,sms,email,external_id\nAda,+393331234567,ada@example.org,A1\n"
+        "Alan,,alan@example.org,A2\n",
     }
 
 
