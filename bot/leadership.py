@@ -142,7 +142,12 @@ class Elector:
             if self._held or self._stopped:
                 return
             self._held = True
-            log.info("this process now leads %s", self.name)
+            # At start-up a lone process simply leads; a takeover later is news.
+            log.log(
+                logging.DEBUG if raise_errors else logging.INFO,
+                "this process now leads %s",
+                self.name,
+            )
             try:
                 await self._on_elected()
             except Exception as exc:
@@ -169,5 +174,6 @@ class Elector:
                 return
             self._held = False
             self._valid_until = 0.0
-            log.warning("this process no longer leads %s: %s", self.name, why)
+            level = logging.DEBUG if clean else logging.WARNING  # a clean stop is routine
+            log.log(level, "this process no longer leads %s: %s", self.name, why)
             await self._on_lost(clean)

@@ -44,6 +44,7 @@ from bot.operations import readiness_checks, skebby_status
 from bot.polling import PollingErrors
 from bot.sandbox_mode import (
     SandboxInfo,
+    claim_sandbox,
     remove_sandbox_info,
     sandbox_endpoint,
     start_simulator,
@@ -150,6 +151,8 @@ class Service:
             # Local checks first: a wrong DATA_DIR or a taken port fails in a moment, before
             # anything talks to the database or to Telegram.
             self._check_data_dir()
+            if self.settings.sandbox:
+                claim_sandbox(self.settings)  # one sandbox per DATA_DIR
             if self.serves_http:
                 self._reserve_port()
             context = await self._start_context()
@@ -163,6 +166,10 @@ class Service:
             if self.delivers:
                 await self._start_electors(context)
             self._announce_sandbox()
+            if self.http_port is not None:  # said once everything runs (tests wait for it)
+                log.info(
+                    "Herald is listening on http://%s:%s", self.settings.http_host, self.http_port
+                )
         except BaseException:
             await self.stop()
             raise
@@ -325,7 +332,6 @@ class Service:
         site = web.SockSite(runner, self._socket)
         await site.start()
         self.http_port = runner.addresses[0][1]
-        log.info("Herald is listening on http://%s:%s", settings.http_host, self.http_port)
         if self.webhook_mode:
             self.webhook_url = self._webhook_public_url()
 

@@ -230,7 +230,7 @@ async def _find_targets(
 async def _in_owner_bucket(
     session: AsyncSession, kind: RecipientKind, user: User, external_ids: list[Any]
 ) -> dict[Any, list[int]]:
-    owner = owned_values(user, {})["owner_id"]
+    owner = owned_values(user, {}).get("owner_id")
     model = kind.model
     owned = model.owner_id.is_(None) if owner is None else model.owner_id == owner
     found: dict[Any, list[int]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
 import uuid
@@ -229,7 +230,12 @@ async def test_every_bad_start_is_one_line_naming_the_cause(
         workdir = tmp_path / case.name
         workdir.mkdir()
         env.setdefault("DATA_DIR", str(workdir / "data"))
-        env.setdefault("DATABASE_URL", resources["migrated"])  # only read: it fails before
+        if "DATABASE_URL" not in env:
+            # A copy each: a case that gets past the database claims it (SQLite runs one Herald
+            # process), and the cases run side by side.
+            own = workdir / "migrated.db"
+            shutil.copyfile(make_url(resources["migrated"]).database or "", own)
+            env["DATABASE_URL"] = f"sqlite+aiosqlite:///{own}"
         async with limit:
             return (case, *await _herald(command, env, workdir))
 
