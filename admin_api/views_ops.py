@@ -63,16 +63,20 @@ async def _run_check(name: str, check: ReadinessCheck, limit: float) -> bool:
     return False
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and every configured component is up (else 503)."""
-    ctx = context(request)
+async def run_checks(ctx: ApiContext) -> dict[str, bool]:
+    """Every readiness check (the database first), at once, each within the timeout."""
     checks = {"database": _database_check(ctx), **ctx.readiness_checks}
     names = list(checks)
     results = await asyncio.gather(
         *(_run_check(n, checks[n], ctx.readiness_timeout) for n in names)
     )
-    outcome = dict(zip(names, results, strict=True))
-    ready = all(results)
+    return dict(zip(names, results, strict=True))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and every configured component is up (else 503)."""
+    outcome = await run_checks(context(request))
+    ready = all(outcome.values())
     return render(
         Readiness(status="ready" if ready else "unready", checks=outcome), 200 if ready else 503
     )
@@ -94,16 +98,19 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def skebby_status(request: web.Request) -> web.Response:
-    """Skebby credits and account status (superusers)."""
-    ctx = context(request)
+async def read_skebby_status(ctx: ApiContext) -> dict[str, Any]:
+    """Skebby's own account status; ApiError 503 when not configured, 502 when it fails."""
     if ctx.skebby_status is None:
         raise ApiError(503, "not_configured", "Skebby is not configured (SKEBBY_USERNAME)")
     try:
-        status = await ctx.skebby_status()
+        return await ctx.skebby_status()
     except (SkebbyException, aiohttp.ClientError, TimeoutError) as exc:
         raise ApiError(502, "upstream_error", f"Skebby did not answer: {exc}") from None
-    return render_json(status)
+
+
+async def skebby_status(request: web.Request) -> web.Response:
+    """Skebby credits and account status (superusers)."""
+    return render_json(await read_skebby_status(context(request)))
 
 
 async def openapi_document(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot import cli_admin, event_loop
+from bot import cli_admin, cli_users, event_loop
 from bot.chat_client import ChatOptions, SandboxUnreachableError, chat
 from bot.logging_setup import configure_logging
 from bot.sandbox_mode import SANDBOX_HOST, telegram_endpoint
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_webhook_parser(commands)
     _add_recipients_parser(commands)
     cli_admin.add_parsers(commands)
+    cli_users.add_parser(commands)
     return parser
 
 
@@ -208,6 +209,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_webhook(settings, args))
     elif args.command == "recipients" and args.recipients_command == "add":
         asyncio.run(_recipients_add(settings, args))
+    elif cli_users.handles(args):
+        cli_users.run(settings, args)
     elif cli_admin.handles(args):
         asyncio.run(cli_admin.run(settings, args))
     else:  # pragma: no cover - argparse rejects unknown commands first
@@ -224,7 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.secrets())
     try:
         _dispatch(args, settings)
-    except (ConfigurationError, SchemaOutOfDateError, UsageError, cli_admin.CliError) as exc:
+    except (
+        ConfigurationError,
+        SchemaOutOfDateError,
+        UsageError,
+        cli_admin.CliError,
+        cli_users.UsersCliError,
+    ) as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 2
     except TelegramError as exc:

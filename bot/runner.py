@@ -22,6 +22,7 @@ from telegram.ext import BasePersistence, DictPersistence
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
+from bot.console_setup import console_config, ensure_first_user
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway, sms_report_job_kwargs
@@ -166,6 +167,7 @@ class Service:
             readiness_checks=readiness_checks(application, telegram.client, email, self.skebby),
             skebby_status=skebby_status(self.skebby),
             default_phone_region=settings.default_phone_region,
+            console=console_config(settings),
         )
 
     async def _start_http(self, context: HeraldContext, application: HeraldApplication) -> None:
@@ -181,6 +183,7 @@ class Service:
         await site.start()
         self.http_port = runner.addresses[0][1]
         log.info("Herald is listening on http://%s:%s", settings.http_host, self.http_port)
+        await ensure_first_user(context.sessions, settings, f"{self._local_url()}/")
 
     def _webhook_secret_value(self) -> str:
         if self._webhook_secret is None:
@@ -191,12 +194,16 @@ class Service:
             )
         return self._webhook_secret
 
+    def _local_url(self) -> str:
+        host = self.settings.http_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        return f"http://{host}:{self.http_port}"
+
     def _webhook_public_url(self) -> str:
         settings = self.settings
         if settings.telegram_webhook_url:
             return settings.telegram_webhook_url
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
-        return f"http://{host}:{self.http_port}{settings.telegram_webhook_path}"
+        return f"{self._local_url()}{settings.telegram_webhook_path}"
 
     async def _start_updates(self, application: HeraldApplication) -> None:
         settings = self.settings

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from persistence.timezones import is_timezone
+
 
 class ConfigurationError(Exception):
     """A setting is missing or wrong; the message is one line naming the variable."""
@@ -100,6 +102,16 @@ class Settings(BaseSettings):
     dispatch_backoff_max_seconds: PositiveFloat = 600.0
     dispatch_concurrency: int = Field(default=64, ge=1, le=2000)
 
+    # --- the web console ---
+    # Encrypts the console's session cookies (at least 32 characters). Unset: a random key is
+    # generated once and kept in DATA_DIR/secret_key.
+    secret_key: SecretStr | None = None
+    console_session_idle_minutes: PositiveFloat = 30.0
+    console_session_max_hours: PositiveFloat = 12.0
+    # Dates are shown in each user's time zone; this one until they choose (IANA name).
+    console_timezone: str = "Europe/Rome"
+    console_login_attempts: int = Field(default=5, ge=1, le=1000)
+
     # --- input limits ---
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
@@ -115,6 +127,7 @@ class Settings(BaseSettings):
         "skebby_username",
         "skebby_password",
         "skebby_sender",
+        "secret_key",
         mode="before",
     )
     @classmethod
@@ -128,6 +141,20 @@ class Settings(BaseSettings):
         scheme = value.split(":", 1)[0]
         if not scheme.startswith(("sqlite", "postgres")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not is_timezone(value):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Rome")
         return value
 
     @field_validator("default_phone_region")
@@ -172,6 +199,7 @@ class Settings(BaseSettings):
             self.telegram_webhook_secret,
             self.smtp_password,
             self.skebby_password,
+            self.secret_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.common_queries import NotFoundError
 from persistence.models import ApiKey, User
 
 KEY_PREFIX = "hk_"
@@ -42,6 +43,11 @@ async def issue_api_key(
     session: AsyncSession, username: str, *, superuser: bool = False, name: str = ""
 ) -> IssuedKey:
     user = await get_or_create_user(session, username, superuser=superuser)
+    return await issue_key_for(session, user, name)
+
+
+async def issue_key_for(session: AsyncSession, user: User, name: str = "") -> IssuedKey:
+    """A new key for an existing ``user``."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiKey(
@@ -75,6 +81,28 @@ async def authenticate(session: AsyncSession, presented: str) -> User | None:
             )
             return candidate.user
     return None
+
+
+async def list_keys(session: AsyncSession, user: User) -> list[ApiKey]:
+    """The keys ``user`` may see: their own; a superuser sees everyone's. Newest first."""
+    statement = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    if not user.is_superuser:
+        statement = statement.where(ApiKey.user_id == user.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def revoke_key(session: AsyncSession, user: User, key_id: int, now: datetime) -> ApiKey:
+    """Revoke one key ``user`` may see (once: revoking again keeps the first time)."""
+    statement = select(ApiKey).where(ApiKey.id == key_id)
+    if not user.is_superuser:
+        statement = statement.where(ApiKey.user_id == user.id)
+    key = (await session.execute(statement)).scalar()
+    if key is None:
+        raise NotFoundError(f"API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await session.flush()
+    return key
 
 
 async def revoke_api_key(session: AsyncSession, prefix: str) -> int:
