@@ -29,14 +29,12 @@ from persistence.users import (
     summary,
 )
 
-Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
-
 
 class UsersCliError(Exception):
     """The users command cannot be carried out; the message says why."""
 
 
-def add_parser(commands: Subcommands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = commands.add_parser("users", help="console users (log in with a password)")
     actions = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a user with a password")

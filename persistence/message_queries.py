@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from persistence.common_queries import (
     ConflictError,
@@ -278,14 +279,16 @@ async def recent_failures(
     session: AsyncSession, kinds: RecipientKindRegistry, user: User, limit: int
 ) -> list[FailedDelivery]:
     """The latest deliveries that ended failed or blocked, with their reason, newest first."""
+    # Aliased: the visibility rule has its own subquery on message_recipients.
+    delivery = aliased(MessageRecipient)
     statement = scoped(
-        select(MessageRecipient, Message)
-        .join(Message, Message.id == MessageRecipient.message_id)
+        select(delivery, Message)
+        .join(Message, Message.id == delivery.message_id)
         .where(
-            MessageRecipient.status.in_([DeliveryStatus.FAILED, DeliveryStatus.BLOCKED]),
+            delivery.status.in_([DeliveryStatus.FAILED, DeliveryStatus.BLOCKED]),
             Message.direction == Direction.SENT,
         ),
         message_visible(kinds, user),
-    ).order_by(MessageRecipient.id.desc())
+    ).order_by(delivery.id.desc())
     rows = await session.execute(statement.limit(limit))
-    return [FailedDelivery(delivery, message) for delivery, message in rows]
+    return [FailedDelivery(d, message) for d, message in rows]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from persistence.users import hash_password, set_password_hash
 from tests.api_support import Api, running_api
 

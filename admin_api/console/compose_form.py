@@ -97,7 +97,7 @@ async def _attachments(
     limit = api_context(request).max_attachment_bytes
     found: list[IncomingAttachment] = []
     for item in data.getall("attachments", []):
-        if isinstance(item, str) or not item.filename:
+        if not isinstance(item, web.FileField) or not item.filename:
             continue
         content = item.file.read(limit + 1)
         if len(content) > limit:
@@ -143,7 +143,7 @@ async def read_compose_form(
             errors["recipients"] = tr(request, "Not a recipient id: %(value)s", value=bad)
     elif composed.mode == "csv":
         upload = data.get("recipients_file")
-        if upload is None or isinstance(upload, str) or not upload.filename:
+        if not isinstance(upload, web.FileField) or not upload.filename:
             errors["recipients"] = tr(request, "Choose a CSV file with the recipients' ids.")
         else:
             composed.ids, bad = parse_id_file(upload.file.read(20 * 1024 * 1024))

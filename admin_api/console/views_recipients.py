@@ -237,7 +237,7 @@ async def import_form(request: web.Request) -> web.Response:
 
 async def _uploaded(request: web.Request, name: str) -> bytes | None:
     field = (await form(request)).get(name)
-    if field is None or isinstance(field, str):
+    if not isinstance(field, web.FileField):
         return None
     data: bytes = field.file.read(MAX_CSV_BYTES + 1)
     return data
