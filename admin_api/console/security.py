@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -134,15 +133,16 @@ async def session_user(request: web.Request, session: Session) -> User | None:
     user_id = session.get("uid")
     if not isinstance(user_id, int):
         return None
-    config = api_context(request).console
-    now = time.time()
+    ctx = api_context(request)
+    config = ctx.console
+    now = ctx.clock().timestamp()
     login_at = float(session.get("login_at", 0))
     seen_at = float(session.get("seen_at", 0))
     expired = now - login_at > config.session_max_seconds
     idle = now - seen_at > config.session_idle_seconds
     record: User | None = None
     if not expired and not idle:
-        async with api_context(request).sessions() as db:
+        async with ctx.sessions() as db:
             record = await user_by_id(db, user_id)
     if (
         record is None
@@ -163,9 +163,8 @@ def _is_stream(request: web.Request) -> bool:
     return request.headers.get("Accept", "") == "text/event-stream"
 
 
-def start_session(session: Session, user: User, language: str | None) -> None:
+def start_session(session: Session, user: User, language: str | None, now: float) -> None:
     """A fresh session for ``user`` (a new CSRF token too: nothing carries over from before)."""
-    now = time.time()
     session.clear()
     session.update(
         {

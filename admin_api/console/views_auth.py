@@ -84,8 +84,9 @@ async def login(request: web.Request) -> web.Response:
     assert record is not None and stored is not None
     throttle.succeeded(username)
     await _after_login(ctx, record, password, text_field(data, "tz", 64))
+    chosen = (await get_session(request)).get("lang")  # picked on the login page, if any
     session = await new_session(request)  # a new session: nothing from before the login stays
-    start_session(session, record, record.language or i18n(request).language)
+    start_session(session, record, record.language or chosen, ctx.clock().timestamp())
     return redirect(target)
 
 
