@@ -113,7 +113,9 @@ async def deliveries_partial(request: web.Request) -> web.Response:
     """The deliveries table alone (htmx swaps it when a filter or a page changes)."""
     views = await _views(request)
     context = await _deliveries_context(request, _chosen(views, request))
-    return await render(request, "_deliveries.html", {"bid": broadcast_id(request), **context})
+    return await render(
+        request, "_deliveries.html", {"bid": broadcast_id(request), "views": views, **context}
+    )
 
 
 async def cancel_confirm(request: web.Request) -> web.Response:

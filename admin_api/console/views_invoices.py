@@ -14,6 +14,7 @@ from admin_api.console.pages import (
     api_context,
     flash,
     form,
+    i18n,
     int_field,
     redirect,
     render,
@@ -124,7 +125,7 @@ async def mark(request: web.Request) -> web.Response:
             "Marked invoiced: %(messages)s messages, %(units)s units, %(amount)s.",
             messages=result.messages,
             units=result.units,
-            amount=result.amount,
+            amount=i18n(request).number(result.amount),
         ),
     )
     return redirect(f"/invoices?period={target['period']}")
