@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,19 @@ def negotiate(accept_language: str) -> str:
     return negotiate_locale(ordered, LANGUAGES, sep="_") or DEFAULT_LANGUAGE
 
 
+@lru_cache(maxsize=8)
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LANGUAGE)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 @dataclass(frozen=True)
 class I18n:
     """One request's language, time zone and translations."""
@@ -71,10 +85,7 @@ class I18n:
 
     @property
     def locale(self) -> Locale:
-        try:
-            return Locale.parse(self.language)
-        except (UnknownLocaleError, ValueError):
-            return Locale.parse(DEFAULT_LANGUAGE)
+        return _locale(self.language)
 
     def gettext(self, message: str) -> str:
         return self.translations.gettext(message)
@@ -85,7 +96,7 @@ class I18n:
     def when(self, value: datetime | None, form: str = "medium") -> str:
         if value is None:
             return ""
-        return format_datetime(value, form, tzinfo=ZoneInfo(self.timezone), locale=self.locale)
+        return format_datetime(value, form, tzinfo=_zone(self.timezone), locale=self.locale)
 
     def number(self, value: int | float | Decimal | str) -> str:
         return format_decimal(Decimal(str(value)), locale=self.locale)

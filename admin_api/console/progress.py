@@ -102,7 +102,6 @@ class ProgressHub:
                     feed.task.cancel()
 
     async def _poll(self, key: tuple[int, ...], feed: _Feed) -> None:
-        last: str | None = None
         try:
             while not self._closed:
                 try:
@@ -110,12 +109,10 @@ class ProgressHub:
                 except (OSError, SQLAlchemyError) as exc:
                     log.warning("live progress of messages %s unavailable: %s", key[:5], exc)
                 else:
+                    # Sent even when unchanged: each carries the time it was read, so a watcher
+                    # always knows its counters are at most one interval (plus transit) old.
                     snap = snapshot(progress, time.time())
-                    # Unchanged counters are not sent again; watchers still hold them.
-                    body = json.dumps(snap.progress, sort_keys=True)
-                    if body != last:
-                        last = body
-                        feed.publish(snap)
+                    feed.publish(snap)
                     if snap.final:
                         return
                 await asyncio.sleep(self._interval)  # the polling period, not synchronisation

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import sse_response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_api.console.pages import (
     PageError,
@@ -49,9 +50,14 @@ def broadcast_id(request: web.Request) -> str:
 async def _views(request: web.Request) -> list[MessageView]:
     ctx = api_context(request)
     async with ctx.sessions() as session:
-        return await broadcast_messages(
-            session, ctx.recipient_kinds, user(request), broadcast_id(request)
-        )
+        return await _broadcast(session, request)
+
+
+async def _broadcast(session: AsyncSession, request: web.Request) -> list[MessageView]:
+    ctx = api_context(request)
+    return await broadcast_messages(
+        session, ctx.recipient_kinds, user(request), broadcast_id(request)
+    )
 
 
 def _chosen(views: list[MessageView], request: web.Request) -> MessageView:
@@ -59,13 +65,16 @@ def _chosen(views: list[MessageView], request: web.Request) -> MessageView:
     return next((v for v in views if v.message.channel == wanted), views[0])
 
 
-async def _deliveries_context(request: web.Request, view: MessageView) -> dict[str, Any]:
+async def _page_context(request: web.Request) -> dict[str, Any]:
+    """The broadcast and one page of its deliveries, read in one database session."""
     ctx = api_context(request)
     status = request.query.get("status") or None
     if status not in DELIVERY_STATUSES:
         status = None
     search = text_field(request.query, "q", 100) or None
     async with ctx.sessions() as session:
+        views = await _broadcast(session, request)
+        view = _chosen(views, request)
         page = await list_deliveries(
             session,
             ctx.recipient_kinds,
@@ -79,6 +88,8 @@ async def _deliveries_context(request: web.Request, view: MessageView) -> dict[s
             session, ctx.recipient_kinds, [(d.recipient_kind, d.recipient_id) for d in page.items]
         )
     return {
+        "bid": broadcast_id(request),
+        "views": views,
         "view": view,
         "deliveries": page,
         "names": names,
@@ -89,8 +100,8 @@ async def _deliveries_context(request: web.Request, view: MessageView) -> dict[s
 
 
 async def broadcast_page(request: web.Request) -> web.Response:
-    views = await _views(request)
-    chosen = _chosen(views, request)
+    context = await _page_context(request)
+    views: list[MessageView] = context["views"]
     cancellable = any(
         v.message.status in (MessageStatus.QUEUED, MessageStatus.SCHEDULED) for v in views
     )
@@ -98,24 +109,13 @@ async def broadcast_page(request: web.Request) -> web.Response:
     return await render(
         request,
         "broadcast.html",
-        {
-            "views": views,
-            "first": views[0].message,
-            "bid": broadcast_id(request),
-            "cancellable": cancellable,
-            "live": live,
-            **await _deliveries_context(request, chosen),
-        },
+        {**context, "first": views[0].message, "cancellable": cancellable, "live": live},
     )
 
 
 async def deliveries_partial(request: web.Request) -> web.Response:
     """The deliveries table alone (htmx swaps it when a filter or a page changes)."""
-    views = await _views(request)
-    context = await _deliveries_context(request, _chosen(views, request))
-    return await render(
-        request, "_deliveries.html", {"bid": broadcast_id(request), "views": views, **context}
-    )
+    return await render(request, "_deliveries.html", await _page_context(request))
 
 
 async def cancel_confirm(request: web.Request) -> web.Response:
