@@ -66,6 +66,9 @@
         panel.setAttribute("data-final", data.final ? "true" : "false");
         if (data.final) {
           source.close();
+          panel.querySelectorAll("[data-hide-when-final]").forEach(function (node) {
+            node.hidden = true;
+          });
           var refresh = panel.getAttribute("data-refresh-on-final");
           if (refresh && window.htmx) window.htmx.trigger(refresh, "refresh");
         }
