@@ -4,6 +4,7 @@ after its check, the answer box, invoices, API keys, and what a user who is not 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -439,3 +440,18 @@ async def test_an_api_key_is_shown_once_and_revoked_from_the_console(console: Co
     done = await browser.post(f"/keys/{revoke.group(1)}/revoke", {})
     assert done.has("is revoked")
     await console.api.get("/api/v1/messages", key=key.group(1), expect=401)
+
+
+async def test_shutting_down_ends_every_live_stream_at_once(console: Console) -> None:
+    """A server stopping does not wait for open progress streams: each ends right away."""
+    browser = await console.user("alice")
+    await _customers(console, "alice", 1)
+    bid = await _send(browser)
+    state = console.api.client.app[CONSOLE]
+    async with browser.http.get(
+        f"{browser.base}/broadcasts/{bid}/events", headers={"Accept": "text/event-stream"}
+    ) as response:
+        await response.content.readuntil(b"\r\n\r\n")
+        await state.hub.close()
+        rest = (await asyncio.wait_for(response.content.read(), 5)).decode()
+    assert "event: end" in rest and state.hub.pollers == 0

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import Session, get_session
+from aiohttp_session import get_session
 from babel.support import NullTranslations
 from multidict import MultiDictProxy
 
@@ -137,7 +137,3 @@ def query_with(request: web.Request, **changes: Any) -> str:
         if value is not None:
             query[name] = str(value)
     return str(request.rel_url.with_query(query).query_string)
-
-
-async def current_session(request: web.Request) -> Session:
-    return await get_session(request)

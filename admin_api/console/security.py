@@ -40,6 +40,7 @@ from admin_api.console.pages import (
     redirect,
     render,
 )
+from admin_api.errors import ApiError
 from persistence.common_queries import NotFoundError
 from persistence.models import User
 from persistence.users import password_fingerprint, user_by_id
@@ -246,6 +247,10 @@ def console_middleware_factory(storage: AbstractStorage) -> Any:
                 return await error_page(request, exc.status, exc.message)
             except NotFoundError:
                 return await error_page(request, 404, "")
+            except ApiError as exc:  # a shared helper's refusal (e.g. an unknown kind: 404)
+                return await error_page(
+                    request, exc.status, "" if exc.status == 404 else exc.message
+                )
             except web.HTTPException as exc:  # raised by aiohttp itself (413, 405...)
                 if exc.status < 400:
                     return web.Response(status=exc.status, headers=exc.headers)

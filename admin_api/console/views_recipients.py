@@ -25,7 +25,8 @@ from admin_api.console.pages import (
 from admin_api.context import ApiContext
 from admin_api.errors import ApiError
 from admin_api.recipient_input import AddressError, normalize_addresses, parse_csv
-from persistence.common_queries import InvalidFieldError, NotFoundError, PageRequest
+from admin_api.routing import path_id, recipient_kind
+from persistence.common_queries import InvalidFieldError, PageRequest
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
     RecipientFilter,
@@ -45,18 +46,11 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
 
 
 def kind_of(request: web.Request) -> RecipientKind:
-    kinds = api_context(request).recipient_kinds
-    name = request.match_info["kind"]
-    if name not in kinds:
-        raise NotFoundError(f"recipient kind {name!r}")
-    return kinds.get(name)
+    return recipient_kind(request)  # the API's rule: an unknown kind is not found
 
 
 def recipient_id(request: web.Request) -> int:
-    raw = request.match_info["recipient_id"]
-    if not raw.isdigit() or len(raw) > 10 or not 1 <= int(raw) <= 2**31 - 1:
-        raise NotFoundError(f"recipient {raw}")
-    return int(raw)
+    return path_id(request, "recipient_id", what=request.match_info["kind"])
 
 
 async def _typologies(request: web.Request, kind: RecipientKind) -> list[Any]:
