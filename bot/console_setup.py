@@ -38,8 +38,11 @@ def _kept_key(data_dir: Path) -> bytes:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
-    # Created with owner-only permissions from the start (no window where others can read it).
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        # Created with owner-only permissions from the start (no window where others can read it).
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process starting at the same moment wrote it first
+        return path.read_text().strip().encode()
     with os.fdopen(descriptor, "w") as file:
         file.write(key + "\n")
     return key.encode()

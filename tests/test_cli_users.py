@@ -8,12 +8,13 @@ import io
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot import cli
-from bot.console_setup import ensure_first_user
+from bot.console_setup import console_secret, ensure_first_user
 from bot.settings import load_settings
 from persistence.api_keys import authenticate, issue_api_key
 from persistence.models import User
@@ -132,3 +133,13 @@ async def test_no_first_user_outside_the_sandbox(
     settings = load_settings(_env_file=None, database_url=db.url, telegram_bot_token="1:abc")
     await ensure_first_user(db.sessions, settings, "http://127.0.0.1:8080/")
     assert capsys.readouterr().err == "" and await _user(db, "admin") is None
+
+
+def test_the_session_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+    """Without SECRET_KEY the key is created once in DATA_DIR, owner-only, and reused."""
+    settings = load_settings(_env_file=None, data_dir=tmp_path / "data")
+    first = console_secret(settings)
+    assert console_secret(settings) == first and len(first) == 64
+    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+    chosen = load_settings(_env_file=None, data_dir=tmp_path / "data", secret_key="k" * 32)
+    assert console_secret(chosen) == b"k" * 32
