@@ -53,6 +53,7 @@ class Sandbox:
         self.admin: tuple[str, str] | None = None
         self._ready = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
+        self._creating: dict[str, subprocess.Popen[bytes]] = {}
 
     def herald(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - our own command
@@ -65,6 +66,31 @@ class Sandbox:
             timeout=60,
             check=False,
         )
+
+    def create_users(self, *usernames: str) -> None:
+        """Start ``herald users create`` for each (password ``NAME-password-1``), in the
+        background: the commands take seconds to start, so they overlap the first test."""
+        for username in usernames:
+            process = subprocess.Popen(  # noqa: S603 - our own command
+                [sys.executable, "-m", "bot", "users", "create", username, "--password-stdin"],
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stdin is not None
+            process.stdin.write(f"{username}-password-1\n".encode())
+            process.stdin.close()
+            self._creating[username] = process
+
+    def user(self, username: str) -> tuple[str, str]:
+        """Once ``herald users create`` has succeeded: the user's name and password."""
+        process = self._creating[username]
+        assert process.stderr is not None
+        code = process.wait(timeout=60)
+        assert code == 0, process.stderr.read().decode()
+        return username, f"{username}-password-1"
 
     def start(self, timeout: float = 40.0) -> None:
         upgraded = self.herald("db", "upgrade")
