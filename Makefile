@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe
 
-.PHONY: run test lint typecheck unit install install-dev lock bench clean chat
+.PHONY: run test lint typecheck unit install install-dev lock bench clean chat chromium translations screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,25 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
 
-unit: $(STAMP_DEV)
+unit: $(STAMP_DEV) chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## The browser tests drive Debian's Chromium (never a downloaded browser build).
+chromium:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && apt-get install -y -qq chromium; }
+
+## Refresh the console's string catalogs after changing texts (then translate the new entries).
+translations: $(STAMP_DEV)
+	$(BIN)/pybabel extract -F babel.cfg -k tr:2 --no-location --sort-output --omit-header \
+		-o admin_api/console/translations/messages.pot .
+	$(BIN)/pybabel update -i admin_api/console/translations/messages.pot \
+		-d admin_api/console/translations --no-fuzzy-matching
+
+## Screenshots of the console's main pages (docs/screenshots/), taken by the browser tests.
+screenshots: $(STAMP_DEV) chromium
+	HERALD_CONSOLE_SCREENSHOTS=1 $(BIN)/pytest -n0 tests/test_console_browser.py \
+		-k "end_to_end and sqlite"
 
 ## Regenerate the lock files from pyproject.toml.
 lock: $(BIN)/python
@@ -59,6 +76,7 @@ bench: $(STAMP_DEV)
 	$(BIN)/python -m bench.enqueue
 	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.console
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

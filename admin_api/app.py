@@ -1,7 +1,9 @@
-"""The aiohttp application: admin API routes and, in webhook mode, the Telegram webhook route.
+"""The aiohttp application: the admin API, the web console and, in webhook mode, the Telegram
+webhook route.
 
-``create_app(context)`` is the single factory. Every route comes from the route table (the views'
-``operations()``), which also writes the OpenAPI document served at ``/api/v1/openapi.json``.
+``create_app(context)`` is the single factory. Every API route comes from the route table (the
+views' ``operations()``), which also writes the OpenAPI document served at
+``/api/v1/openapi.json``. The console (``admin_api.console``) adds its pages at ``/``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from aiohttp import web
 
 from admin_api import views_inbox, views_invoices, views_messages, views_ops, views_recipients
 from admin_api.auth import auth_middleware
+from admin_api.console import setup_console
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import error_middleware, metrics_middleware, request_id_middleware
 from admin_api.openapi import build_document
@@ -30,19 +33,23 @@ def route_table(context: ApiContext) -> list[Operation]:
 
 
 def create_app(context: ApiContext) -> web.Application:
-    app = web.Application(
-        client_max_size=context.max_request_bytes,
-        middlewares=[
+    app = web.Application(client_max_size=context.max_request_bytes)
+    app[API_CONTEXT] = context
+    app[DATABASE_OUTAGE] = outage_log(context.database_retry_after_seconds)
+    console_middleware = setup_console(app, context)
+    # The console's middleware sits inside the error middleware: console routes answer HTML
+    # pages (errors too); every other route passes through it untouched.
+    app.middlewares.extend(
+        [
             request_id_middleware,
             metrics_middleware,
             error_middleware,
             outage_middleware,
+            console_middleware,
             auth_middleware,
             query_middleware,
-        ],
+        ]
     )
-    app[API_CONTEXT] = context
-    app[DATABASE_OUTAGE] = outage_log(context.database_retry_after_seconds)
     operations = route_table(context)
     by_route: dict[object, Operation] = {}
     for op in operations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,25 @@ class NotReadyError(Exception):
 
 
 SkebbyStatus = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console's settings (``admin_api/console``)."""
+
+    # 32 bytes that encrypt the session cookies; a fresh key means every session ends.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    session_idle_seconds: float = 30 * 60
+    session_max_seconds: float = 12 * 3600
+    default_timezone: str = "UTC"
+    # Failed logins allowed per username, and ten times as many per address, in the window.
+    login_attempts: int = 5
+    login_window_seconds: float = 15 * 60
+    # How often a watched broadcast's counters are read for its live progress (SSE).
+    progress_interval: float = 0.5
+    # Where "Check" keeps a composed message (and its files) until it is sent.
+    draft_ttl_seconds: float = 2 * 3600
+    max_drafts: int = 200
 
 
 @dataclass
@@ -48,6 +68,7 @@ class ApiContext:
     key_cache: KeyCache = field(default_factory=KeyCache)
     # While the database is unreachable every route answers 503 with this Retry-After.
     database_retry_after_seconds: int = 5
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

@@ -47,13 +47,12 @@ from channels.composition import ComposeRequest
 from persistence.message_queries import (
     MessageFilter,
     MessageView,
+    cancellable_message,
     get_message,
     list_deliveries,
     list_messages,
     read_message,
-    visible_message,
 )
-from persistence.models import Direction, MessageStatus
 
 MULTIPART = "multipart/form-data"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -280,11 +279,7 @@ async def cancel_message(request: web.Request) -> web.Response:
     user = current_user(request)
     message_id = path_id(request, "message_id", big=True)
     async with ctx.sessions() as session:
-        message = await visible_message(session, ctx.recipient_kinds, user, message_id)
-    if message.direction == Direction.RECEIVED:
-        raise ApiError(409, "conflict", "a received message cannot be cancelled")
-    if message.status == MessageStatus.DONE:
-        raise ApiError(409, "conflict", "every delivery of this message is already final")
+        await cancellable_message(session, ctx.recipient_kinds, user, message_id)
     cancelled = await ctx.cancel(message_id)
     async with ctx.sessions() as session:
         view = await get_message(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_api.context import API_CONTEXT, NotReadyError, ReadinessCheck
+from admin_api.context import API_CONTEXT, ApiContext, NotReadyError, ReadinessCheck
 from admin_api.errors import ApiError
 from admin_api.metrics import CONTENT_TYPE
 from admin_api.outage import DATABASE_OUTAGE, database_failed
@@ -91,12 +91,13 @@ async def _run_check(
     return False, None
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and every configured component is up (else 503)."""
-    ctx = context(request)
-    checks = {"database": _database_check(request.app), **ctx.readiness_checks}
+async def run_checks(app: web.Application) -> tuple[dict[str, bool], dict[str, str]]:
+    """Every readiness check (the database first), at once, each within the timeout: whether
+    each passed, and why not when Herald knows."""
+    ctx = app[API_CONTEXT]
+    checks = {"database": _database_check(app), **ctx.readiness_checks}
     names = list(checks)
-    outage = request.app[DATABASE_OUTAGE]
+    outage = app[DATABASE_OUTAGE]
     results = await asyncio.gather(
         *(
             _run_check(n, checks[n], ctx.readiness_timeout, outage if n == "database" else None)
@@ -105,6 +106,13 @@ async def readyz(request: web.Request) -> web.Response:
     )
     outcome = {name: ok for name, (ok, _) in zip(names, results, strict=True)}
     reasons = {name: why for name, (_, why) in zip(names, results, strict=True) if why}
+    return outcome, reasons
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and every configured component is up (else 503)."""
+    ctx = context(request)
+    outcome, reasons = await run_checks(request.app)
     ready = all(outcome.values())
     breakers = dict(ctx.breaker_states()) if ctx.breaker_states is not None else {}
     process = dict(ctx.process()) if ctx.process is not None else {}
@@ -138,16 +146,19 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def skebby_status(request: web.Request) -> web.Response:
-    """Skebby credits and account status (superusers)."""
-    ctx = context(request)
+async def read_skebby_status(ctx: ApiContext) -> dict[str, Any]:
+    """Skebby's own account status; ApiError 503 when not configured, 502 when it fails."""
     if ctx.skebby_status is None:
         raise ApiError(503, "not_configured", "Skebby is not configured (SKEBBY_USERNAME)")
     try:
-        status = await ctx.skebby_status()
+        return await ctx.skebby_status()
     except (SkebbyException, aiohttp.ClientError, TimeoutError) as exc:
         raise ApiError(502, "upstream_error", f"Skebby did not answer: {exc}") from None
-    return render_json(status)
+
+
+async def skebby_status(request: web.Request) -> web.Response:
+    """Skebby credits and account status (superusers)."""
+    return render_json(await read_skebby_status(context(request)))
 
 
 async def openapi_document(request: web.Request) -> web.Response:

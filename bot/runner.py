@@ -34,6 +34,7 @@ from admin_api.context import ApiContext
 from admin_api.key_cache import KeyCache
 from admin_api.server import ApiRunner
 from bot.cli_errors import StartupError
+from bot.console_setup import console_config, ensure_first_user
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway
@@ -311,6 +312,7 @@ class Service:
             process=lambda: {"role": self.role, "leads": self.leads()},
             default_phone_region=settings.default_phone_region,
             key_cache=self.key_cache,
+            console=console_config(settings),
         )
 
     async def _start_http(self, context: HeraldContext) -> None:
@@ -334,11 +336,15 @@ class Service:
         self.http_port = runner.addresses[0][1]
         if self.webhook_mode:
             self.webhook_url = self._webhook_public_url()
+        await ensure_first_user(context.sessions, settings, f"{self._local_url()}/")
 
     def _update_stored(self, _payload: str | None = None) -> None:
         consumer = self.telegram.consumer if self.telegram is not None else None
         if consumer is not None:
             consumer.wake()
+
+    def _local_url(self) -> str:
+        return f"http://{local_host(self.settings.http_host)}:{self.http_port}"
 
     def _webhook_secret_value(self) -> str:
         if self._webhook_secret is None:
@@ -353,8 +359,7 @@ class Service:
         settings = self.settings
         if settings.telegram_webhook_url:
             return settings.telegram_webhook_url
-        host = local_host(settings.http_host)
-        return f"http://{host}:{self.http_port}{settings.telegram_webhook_path}"
+        return f"{self._local_url()}{settings.telegram_webhook_path}"
 
     async def _start_listener(self, context: HeraldContext) -> None:
         """On PostgreSQL, one connection LISTENs for the other processes' news: new deliveries,

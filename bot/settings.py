@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from persistence.timezones import is_timezone
+
 
 class ConfigurationError(Exception):
     """A setting is missing or wrong; the message is one line naming the variable."""
@@ -124,6 +126,16 @@ class Settings(BaseSettings):
     breaker_open_seconds: PositiveFloat = 5.0
     breaker_max_open_seconds: PositiveFloat = 60.0
 
+    # --- the web console ---
+    # Encrypts the console's session cookies (at least 32 characters). Unset: a random key is
+    # generated once and kept in DATA_DIR/secret_key.
+    secret_key: SecretStr | None = None
+    console_session_idle_minutes: PositiveFloat = 30.0
+    console_session_max_hours: PositiveFloat = 12.0
+    # Dates are shown in each user's time zone; this one until they choose (IANA name).
+    console_timezone: str = "Europe/Rome"
+    console_login_attempts: int = Field(default=5, ge=1, le=1000)
+
     # --- input limits ---
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
@@ -144,6 +156,7 @@ class Settings(BaseSettings):
         "delivery_deadline_hours_email",
         "delivery_deadline_hours_sms",
         "delivery_deadline_hours_storage",
+        "secret_key",
         mode="before",
     )
     @classmethod
@@ -193,6 +206,20 @@ class Settings(BaseSettings):
         if value is not None and not _TOKEN_SHAPE.match(value.get_secret_value()):
             # Never echo the value: it is a secret even when it is malformed.
             raise ValueError("is not a bot token (@BotFather gives one like 123456:ABC-def...)")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not is_timezone(value):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Rome")
         return value
 
     @field_validator("default_phone_region")
@@ -253,6 +280,7 @@ class Settings(BaseSettings):
             self.telegram_webhook_secret,
             self.smtp_password,
             self.skebby_password,
+            self.secret_key,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         password = make_url(self.database_url.replace("postgres://", "postgresql://", 1)).password

@@ -32,6 +32,7 @@ from channels.attachments import (
 from channels.clock import Clock
 from channels.composition import (
     CHANNELS,
+    REPLY_EXTRA_KEY,
     ChannelPlan,
     ComposerConfig,
     ComposeRequest,
@@ -167,6 +168,19 @@ class Composer:
                 )
         if request.attachments and "sms" in request.channels:
             raise CompositionError("attachments", "SMS cannot carry attachments")
+        if request.extra.get(REPLY_EXTRA_KEY):
+            named = sum(len(set(ids)) for ids in request.recipients.values())
+            if (
+                request.channels != ["telegram"]
+                or named != 1
+                or request.typology_selection
+                or request.include_related
+            ):
+                raise CompositionError(
+                    f"extra.{REPLY_EXTRA_KEY}",
+                    "a reply goes on telegram alone to exactly one named recipient, "
+                    "without related recipients",
+                )
 
     async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
         candidates, not_visible = await self._candidates(session, user, request)

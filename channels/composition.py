@@ -18,6 +18,10 @@ from channels.sms_text import SmsAnalysis
 from persistence.recipient_kinds import RecipientRef
 
 CHANNELS = ("telegram", "email", "sms", "storage")
+# ``extra[REPLY_EXTRA_KEY] = True`` marks an answer to one person (the console's answer box): the
+# Telegram channel sends it with the replies' priority on the shared budget. Only a message to
+# exactly one named recipient on Telegram alone may carry it, so no broadcast can jump the queue.
+REPLY_EXTRA_KEY = "reply"
 
 
 class CompositionError(Exception):

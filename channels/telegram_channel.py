@@ -19,6 +19,7 @@ from channels.base import (
     StoredAttachment,
     TransientDeliveryError,
 )
+from channels.composition import REPLY_EXTRA_KEY
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.telegram_text import render_messages
@@ -111,16 +112,19 @@ class TelegramChannel:
         )
 
     async def _send_all(self, chat_id: int, message: OutgoingMessage) -> list[int]:
+        # An answer to one person (the console's answer box) goes ahead of broadcasts, as the
+        # bot's own replies do.
+        priority = bool(message.extra.get(REPLY_EXTRA_KEY))
         ids: list[int] = []
         for part in self._texts(message):
-            async with self._limiter.sending(chat_id):
+            async with self._limiter.sending(chat_id, priority=priority):
                 ids.append(
                     await self._client.send_message(
                         chat_id, part, parse_mode=self._parse_mode, paid=self._paid
                     )
                 )
         for attachment in message.attachments:
-            async with self._limiter.sending(chat_id):
+            async with self._limiter.sending(chat_id, priority=priority):
                 ids.append(await self._send_file(chat_id, attachment))
         return ids
 

@@ -44,6 +44,11 @@ async def issue_api_key(
     session: AsyncSession, username: str, *, superuser: bool = False, name: str = ""
 ) -> IssuedKey:
     user = await get_or_create_user(session, username, superuser=superuser)
+    return await issue_key_for(session, user, name)
+
+
+async def issue_key_for(session: AsyncSession, user: User, name: str = "") -> IssuedKey:
+    """A new key for an existing ``user``."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiKey(

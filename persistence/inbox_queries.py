@@ -156,7 +156,7 @@ async def threads(
     if unread_only:
         statement = statement.having(unread_expr > 0)
     rows = await fetch_page(session, statement, page)
-    names = await _names(session, kinds, [(k, i) for k, i, *_ in rows.items])
+    names = await recipient_names(session, kinds, [(k, i) for k, i, *_ in rows.items])
     summaries = [
         ThreadSummary(
             kind, rid, names.get((kind, rid), ""), int(received), int(unread or 0), _utc(last)
@@ -173,7 +173,7 @@ def _utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-async def _names(
+async def recipient_names(
     session: AsyncSession, kinds: RecipientKindRegistry, refs: list[tuple[str, int]]
 ) -> dict[tuple[str, int], str]:
     names: dict[tuple[str, int], str] = {}

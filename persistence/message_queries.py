@@ -6,27 +6,34 @@ they sent and what their own recipients wrote in; anything else is "not found".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from persistence.common_queries import (
+    ConflictError,
     NotFoundError,
     Page,
     PageRequest,
     fetch_page,
+    like_pattern,
     message_visible,
     scoped,
 )
 from persistence.models import (
+    DeliveryStatus,
+    Direction,
     Message,
     MessageAttachment,
     MessageCounter,
     MessageRecipient,
+    MessageStatus,
     User,
 )
 from persistence.outbox import read_counters
@@ -180,10 +187,108 @@ async def list_deliveries(
     *,
     status: str | None,
     page: PageRequest,
+    search: str | None = None,
 ) -> Page[MessageRecipient]:
+    """A page of the message's deliveries; ``search`` matches the address or the provider id."""
     await visible_message(session, kinds, user, message_id)
     statement = select(MessageRecipient).where(MessageRecipient.message_id == message_id)
     if status is not None:
         statement = statement.where(MessageRecipient.status == status)
+    if search:
+        pattern = like_pattern(search)
+        statement = statement.where(
+            or_(
+                MessageRecipient.address.ilike(pattern, escape="\\"),
+                MessageRecipient.provider_id.ilike(pattern, escape="\\"),
+            )
+        )
     rows = await fetch_page(session, statement.order_by(MessageRecipient.id), page)
     return Page([row[0] for row in rows.items], rows.limit, rows.offset, rows.has_more)
+
+
+async def cancellable_message(
+    session: AsyncSession, kinds: RecipientKindRegistry, user: User, message_id: int
+) -> Message:
+    """The message, if ``user`` may see it and it may still have deliveries to stop (cancelling
+    a cancelled message again stops nothing and is not an error)."""
+    message = await visible_message(session, kinds, user, message_id)
+    if message.direction == Direction.RECEIVED:
+        raise ConflictError("a received message cannot be cancelled")
+    if message.status == MessageStatus.DONE:
+        raise ConflictError("every delivery of this message is already final")
+    return message
+
+
+async def broadcast_messages(
+    session: AsyncSession, kinds: RecipientKindRegistry, user: User, broadcast_id: str
+) -> list[MessageView]:
+    """One broadcast: its message per channel with counters, as ``user`` may see it."""
+    statement = scoped(
+        select(Message).where(Message.broadcast_id == broadcast_id), message_visible(kinds, user)
+    ).order_by(Message.id)
+    messages: list[Message] = list((await session.execute(statement)).scalars())
+    if not messages:
+        raise NotFoundError(f"broadcast {broadcast_id}")
+    counters = await read_counters(session, [m.id for m in messages])
+    return [MessageView(m, counters[m.id]) for m in messages]
+
+
+async def message_progress(
+    connection: AsyncConnection, message_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """Status, total and counters of each message, in one statement (live progress)."""
+    rows = await connection.execute(
+        select(
+            Message.id,
+            Message.channel,
+            Message.status,
+            Message.total,
+            MessageCounter.status,
+            MessageCounter.count,
+        )
+        .outerjoin(MessageCounter, MessageCounter.message_id == Message.id)
+        .where(Message.id.in_(list(message_ids)))
+    )
+    progress: dict[int, dict[str, Any]] = {}
+    for message_id, channel, status, total, counter, count in rows:
+        row = progress.setdefault(
+            message_id, {"channel": channel, "status": status, "total": total, "counters": {}}
+        )
+        if counter is not None and count:
+            row["counters"][counter] = int(count)
+    return progress
+
+
+async def visible_message_ids(
+    session: AsyncSession, kinds: RecipientKindRegistry, user: User, message_ids: Sequence[int]
+) -> list[int]:
+    """Those of ``message_ids`` that ``user`` may see."""
+    statement = scoped(
+        select(Message.id).where(Message.id.in_(list(message_ids))), message_visible(kinds, user)
+    )
+    return [message_id for (message_id,) in await session.execute(statement)]
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    delivery: MessageRecipient
+    message: Message
+
+
+async def recent_failures(
+    session: AsyncSession, kinds: RecipientKindRegistry, user: User, limit: int
+) -> list[FailedDelivery]:
+    """The latest deliveries that ended failed or blocked, with their reason, newest first."""
+    # Aliased: the visibility rule has its own subquery on message_recipients.
+    delivery = aliased(MessageRecipient)
+    statement = scoped(
+        select(delivery, Message)
+        .join(Message, Message.id == delivery.message_id)
+        .where(
+            delivery.status.in_([DeliveryStatus.FAILED, DeliveryStatus.BLOCKED]),
+            Message.direction == Direction.SENT,
+        ),
+        message_visible(kinds, user),
+    ).order_by(delivery.id.desc())
+    rows = await session.execute(statement.limit(limit))
+    return [FailedDelivery(d, message) for d, message in rows]

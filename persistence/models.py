@@ -131,6 +131,11 @@ class User(TimestampMixin, Base):
     username: Mapped[str] = mapped_column(String(150), unique=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # argon2id (persistence.users); None: this user cannot log in to the console (API keys only).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # The console's language (en|it) and IANA time zone; None: from the browser / the default.
+    language: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(TimestampMixin, Base):

@@ -66,15 +66,9 @@ def _presence(column: Any, wanted: bool) -> Any:
     return present
 
 
-async def list_recipients(
-    session: AsyncSession,
-    kind: RecipientKind,
-    user: User,
-    filters: RecipientFilter,
-    page: PageRequest,
-) -> Page[Any]:
+def _filtered(statement: Any, kind: RecipientKind, user: User, filters: RecipientFilter) -> Any:
     m = kind.model
-    statement = select(m).where(kind.visible_to(user))
+    statement = statement.where(kind.visible_to(user))
     if filters.typology_id is not None:
         statement = statement.where(m.typology_id == filters.typology_id)
     if filters.search:
@@ -91,8 +85,29 @@ async def list_recipients(
         statement = statement.where(m.telegram_opted_out.is_(filters.opted_out))
     if filters.owner_id is not None:
         statement = statement.where(m.owner_id == filters.owner_id)
+    return statement
+
+
+async def list_recipients(
+    session: AsyncSession,
+    kind: RecipientKind,
+    user: User,
+    filters: RecipientFilter,
+    page: PageRequest,
+) -> Page[Any]:
+    m = kind.model
+    statement = _filtered(select(m), kind, user, filters)
     rows = await fetch_page(session, statement.order_by(m.id), page)
     return Page([row[0] for row in rows.items], rows.limit, rows.offset, rows.has_more)
+
+
+async def recipient_ids(
+    session: AsyncSession, kind: RecipientKind, user: User, filters: RecipientFilter, limit: int
+) -> list[int]:
+    """The ids of every recipient matching ``filters`` that ``user`` may see (at most ``limit``)."""
+    m = kind.model
+    statement = _filtered(select(m.id), kind, user, filters).order_by(m.id).limit(limit)
+    return [rid for (rid,) in await session.execute(statement)]
 
 
 async def get_recipient(session: AsyncSession, kind: RecipientKind, user: User, rid: int) -> Any:

@@ -65,3 +65,17 @@ def test_empty_values_from_a_copied_env_example_mean_unset() -> None:
     )
     assert settings.sandbox
     assert settings.smtp_host is None and settings.skebby_username is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("secret_key", "too-short", "SECRET_KEY: must be at least 32 characters"),
+        ("console_timezone", "Mars/Olympus", "CONSOLE_TIMEZONE: unknown time zone 'Mars/Olympus'"),
+    ],
+)
+def test_console_settings_are_checked(name: str, value: str, message: str) -> None:
+    """A short SECRET_KEY or an unknown time zone stops start-up with one line naming it."""
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(_env_file=None, **{name: value})
+    assert str(refused.value).startswith(message)

@@ -1,0 +1,235 @@
+"""The sender window: compose, **check** (the composer's dry run as a page: who gets it on which
+channel, who does not and why, fragments, cost, a preview per channel), then **send** from that
+page. The check keeps the message as a draft; its id is the send's idempotency key, so a double
+click or a reload of the send sends once and shows the same broadcast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+
+from admin_api.console.compose_form import (
+    MAX_RECIPIENTS,
+    ComposeForm,
+    read_compose_form,
+)
+from admin_api.console.pages import (
+    api_context,
+    flash,
+    form,
+    i18n,
+    redirect,
+    render,
+    state,
+    text_field,
+    tr,
+    user,
+)
+from admin_api.console.views_recipients import filters_from
+from admin_api.context import ApiContext
+from channels.composition import CHANNELS, ComposeRequest, CompositionError, Plan
+from channels.sms_text import analyse_sms
+from channels.telegram_text import TELEGRAM_TEXT_LIMIT, render_messages, utf16_len
+from persistence import enqueue
+from persistence.common_queries import PageRequest
+from persistence.inbox_queries import recipient_names
+from persistence.models import MessageTypology
+from persistence.recipient_queries import recipient_ids
+from persistence.typology_queries import list_typologies
+
+Route = tuple[str, str, Any, str]
+DRAFT = "compose"
+LISTED = 50  # recipients named per list on the check page
+
+
+@dataclass
+class ComposeDraft:
+    form: ComposeForm
+    request: ComposeRequest
+
+
+def _field(error: CompositionError) -> str:
+    """Which form field a composer error belongs next to."""
+    head = error.field.split(".")[0].split("[")[0]
+    return {"typology": "typology_id", "extra": "form"}.get(head, head)
+
+
+def counters(request: web.Request, subject: str, body: str) -> dict[str, Any]:
+    """Telegram length and messages, SMS encoding and fragments, email length: the channels' own
+    rules (the same functions the composer plans with)."""
+    config = api_context(request).composer.config
+    sms = analyse_sms(body, max_fragments=config.sms_max_fragments)
+    parts = render_messages(subject, body, config.telegram_parse_mode) if body or subject else []
+    return {
+        "telegram_units": utf16_len(body),
+        "telegram_limit": TELEGRAM_TEXT_LIMIT,
+        "telegram_parts": len(parts),
+        "sms": sms,
+        "sms_limit": config.sms_max_fragments,
+        "email_chars": len(subject) + len(body),
+    }
+
+
+async def _form_context(
+    request: web.Request, values: dict[str, Any], errors: dict[str, str], draft: str = ""
+) -> dict[str, Any]:
+    ctx = api_context(request)
+    listing = PageRequest(limit=500, offset=0)
+    async with ctx.sessions() as session:
+        message_typologies = (await list_typologies(session, MessageTypology, None, listing)).items
+        recipient_typologies = {
+            kind.name: (await list_typologies(session, kind.typology_model, None, listing)).items
+            for kind in ctx.recipient_kinds
+        }
+    return {
+        "values": values,
+        "errors": errors,
+        "channels": CHANNELS,
+        "kinds": ctx.recipient_kinds.names(),
+        "message_typologies": message_typologies,
+        "recipient_typologies": recipient_typologies,
+        "counters": counters(request, values.get("subject", ""), values.get("body", "")),
+        "draft": draft,
+    }
+
+
+async def send_form(request: web.Request) -> web.Response:
+    values: dict[str, Any] = {"channels": ["telegram"], "related": True, "mode": "filter"}
+    draft_id = request.query.get("draft", "")
+    draft = state(request).drafts.get(user(request).id, DRAFT, draft_id) if draft_id else None
+    if isinstance(draft, ComposeDraft):
+        values = draft.form.values
+    elif draft_id:
+        draft_id = ""
+    return await render(request, "send.html", await _form_context(request, values, {}, draft_id))
+
+
+async def check(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    data = await form(request)
+    composed, errors = await read_compose_form(request, data)
+    previous = state(request).drafts.get(user(request).id, DRAFT, text_field(data, "draft", 64))
+    keep = data.get("keep_attachments") == "1"
+    if not composed.attachments and keep and isinstance(previous, ComposeDraft):
+        composed.attachments = previous.form.attachments
+    compose = ComposeRequest(
+        channels=composed.channels,
+        body=composed.body,
+        subject=composed.subject,
+        typology_id=composed.typology_id,
+        recipients={composed.kind: composed.ids} if composed.ids else {},
+        include_related=composed.include_related,
+        attachments=composed.attachments,
+        send_at=composed.send_at,
+    )
+    plan: Plan | None = None
+    if not errors:
+        try:
+            plan = await ctx.composer.presend(user(request), compose)
+        except CompositionError as exc:
+            errors[_field(exc)] = exc.message
+    if errors or plan is None:
+        context = await _form_context(request, composed.values, errors)
+        return await render(request, "send.html", context, 422)
+    draft = state(request).drafts.put(user(request).id, DRAFT, ComposeDraft(composed, compose))
+    return await render(
+        request, "send_check.html", await _check_context(request, plan, compose, draft)
+    )
+
+
+async def _check_context(
+    request: web.Request, plan: Plan, compose: ComposeRequest, draft: str
+) -> dict[str, Any]:
+    ctx = api_context(request)
+    refs: list[tuple[str, int]] = []
+    for channel in plan.channels:
+        c = channel.classification
+        refs += [(k, i) for k, i, _a in c.valid[:LISTED]]
+        refs += [(p.kind, p.id) for p in [*c.invalid[:LISTED], *c.duplicates[:LISTED]]]
+    async with ctx.sessions() as session:
+        names = await recipient_names(session, ctx.recipient_kinds, refs)
+    parse_mode = ctx.composer.config.telegram_parse_mode
+    telegram_parts = [
+        Markup(part) if parse_mode == "HTML" else part  # noqa: S704 - our own escaping (telegram_text)
+        for part in render_messages(compose.subject, compose.body, parse_mode)
+    ]
+    blocked = bool(plan.not_visible) or any(c.problems for c in plan.channels)
+    reachable = sum(len(c.classification.valid) for c in plan.channels)
+    return {
+        "plan": plan,
+        "compose": compose,
+        "names": names,
+        "listed": LISTED,
+        "telegram_parts": telegram_parts,
+        "draft": draft,
+        "can_send": not blocked and reachable > 0,
+        "send_at_local": i18n(request).when(compose.send_at) if compose.send_at else "",
+    }
+
+
+async def confirm(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    me = user(request)
+    draft_id = text_field(await form(request), "draft", 64)
+    key = f"console:{draft_id}"
+    draft = state(request).drafts.get(me.id, DRAFT, draft_id)
+    if not isinstance(draft, ComposeDraft):
+        async with ctx.sessions() as session:
+            stored = await enqueue.stored_answer(session, me.id, key) if draft_id else None
+        if stored is not None:  # sent already (a reload after a restart): show it again
+            return redirect(f"/broadcasts/{stored.response['broadcast_id']}")
+        await flash(
+            request, tr(request, "That check has expired; please check the message again."), "warn"
+        )
+        return redirect("/send")
+    compose = draft.request
+    compose.idempotency_key = key
+    try:
+        result = await ctx.composer.send(me, compose)
+    except CompositionError as exc:
+        context = await _form_context(
+            request, draft.form.values, {_field(exc): exc.message}, draft_id
+        )
+        return await render(request, "send.html", context, 422)
+    if not result.replayed:
+        await flash(request, tr(request, "Your message is queued for delivery."))
+    return redirect(f"/broadcasts/{result.broadcast_id}")
+
+
+async def live_counters(request: web.Request) -> web.Response:
+    """The text's counters alone (htmx asks while the person types)."""
+    data = await form(request)
+    body = data.get("body", "")
+    subject = text_field(data, "subject", 1000)
+    context = counters(request, subject, body[:100_001] if isinstance(body, str) else "")
+    return await render(request, "_counters.html", {"counters": context})
+
+
+async def matching(request: web.Request) -> web.Response:
+    """How many recipients the filters select (htmx asks while the filters change)."""
+    ctx = api_context(request)
+    kinds = ctx.recipient_kinds
+    name = request.query.get("kind", "")
+    kind = kinds.get(name) if name in kinds else next(iter(kinds))
+    async with ctx.sessions() as session:
+        ids = await recipient_ids(
+            session, kind, user(request), filters_from(request.query, "f_"), MAX_RECIPIENTS + 1
+        )
+    return await render(
+        request,
+        "_matching.html",
+        {"count": min(len(ids), MAX_RECIPIENTS), "more": len(ids) > MAX_RECIPIENTS},
+    )
+
+
+def routes(_context: ApiContext) -> list[Route]:
+    return [
+        ("GET", "/send", send_form, "send"),
+        ("POST", "/send/check", check, "send_check"),
+        ("POST", "/send/confirm", confirm, "send_confirm"),
+        ("POST", "/send/counters", live_counters, "send_counters"),
+        ("GET", "/send/matching", matching, "send_matching"),
+    ]
