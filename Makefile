@@ -77,6 +77,7 @@ bench: $(STAMP_DEV)
 	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.console
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

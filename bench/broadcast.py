@@ -112,7 +112,7 @@ async def _send_and_wait(
                 recipients={"customer": ids},
             ),
         )
-        message_ids.append(answer["messages"][0]["id"])
+        message_ids.append(answer.messages[0].id)
     enqueued = time.perf_counter() - started
     while True:
         async with sessions() as session:

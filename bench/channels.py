@@ -89,7 +89,7 @@ async def _deliver(
     started = time.perf_counter()
     answer = await composer.send(user, request)
     enqueued = time.perf_counter()
-    message_id = answer["messages"][0]["id"]
+    message_id = answer.messages[0].id
     while True:
         async with sessions() as session:
             counters = (await read_counters(session, [message_id]))[message_id]

@@ -74,8 +74,8 @@ async def main() -> None:
             _, send_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
         assert plan.channels[0].to_json()["valid"] == n
-        assert answer["messages"][0]["counts"]["pending"] == n
-        message_id = answer["messages"][0]["id"]
+        assert answer.messages[0].counts["pending"] == n
+        message_id = answer.messages[0].id
         await engine.dispose()
 
         raw = await asyncpg.connect(url.replace("+asyncpg", ""))

@@ -51,13 +51,18 @@ def _kept_key(data_dir: Path) -> bytes:
 def console_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
-    if not settings.sandbox:
-        log.warning(
-            "SECRET_KEY is not set: the console's session key is kept in %s; set SECRET_KEY "
-            "when several processes serve the console",
-            settings.data_dir / KEY_FILE,
-        )
     return _kept_key(settings.data_dir)
+
+
+def secret_key_advice(settings: Settings) -> str | None:
+    """What to say, once the service runs, when the console's key was generated outside the
+    sandbox (said after start-up so that a failed start stays one line)."""
+    if settings.secret_key is not None or settings.sandbox:
+        return None
+    return (
+        f"SECRET_KEY is not set: the console's session key is kept in "
+        f"{settings.data_dir / KEY_FILE}; set SECRET_KEY when several processes serve the console"
+    )
 
 
 def console_config(settings: Settings) -> ConsoleConfig:

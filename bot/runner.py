@@ -34,7 +34,7 @@ from admin_api.context import ApiContext
 from admin_api.key_cache import KeyCache
 from admin_api.server import ApiRunner
 from bot.cli_errors import StartupError
-from bot.console_setup import console_config, ensure_first_user
+from bot.console_setup import console_config, ensure_first_user, secret_key_advice
 from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.delivery_sms import build_skebby_gateway
@@ -168,6 +168,8 @@ class Service:
                 await self._start_electors(context)
             self._announce_sandbox()
             if self.http_port is not None:  # said once everything runs (tests wait for it)
+                if (advice := secret_key_advice(self.settings)) is not None:
+                    log.warning("%s", advice)
                 log.info(
                     "Herald is listening on http://%s:%s", self.settings.http_host, self.http_port
                 )

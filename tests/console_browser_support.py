@@ -112,11 +112,11 @@ class Sandbox:
         for raw in self.process.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.log.append(line)
-            if match := LISTENING.search(line):
-                self.port = int(match.group(1))
             if match := PASSWORD.search(line):
                 self.admin = (match.group(1), match.group(2))
-                self._ready.set()  # printed after the server is listening
+            if match := LISTENING.search(line):  # said once everything runs
+                self.port = int(match.group(1))
+                self._ready.set()
         self._ready.set()
 
     @property

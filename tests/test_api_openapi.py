@@ -118,7 +118,7 @@ async def _seed(api: Api) -> dict[str, Any]:
         "sms_texts": ["Office closed on Friday.", "Meeting moved to 10:00"],
         # Every column a match can name, so any documented match value is a valid request.
         "csv": "name,sms,email,external_id\nAda,+393331234567,ada@example.org,A1\n"
-        "Alan,,alan@example.org,A2\n",
+        "Alan,+393339876543,alan@example.org,A2\n",
     }
 
 

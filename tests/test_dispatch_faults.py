@@ -255,7 +255,9 @@ async def test_counters_move_every_second_and_the_message_says_sending(
             assert time.monotonic() - started < 30, counters
             await asyncio.sleep(0.05)  # sampling what a watcher would see, not synchronisation
     gaps = [b - a for a, b in itertools.pairwise(changes)]
-    assert max(gaps) <= 1.0, gaps
+    # The budget lets 30 go at the start of each second: a second between two moves, give or
+    # take this test's 50 ms sampling.
+    assert max(gaps) <= 1.0 + 0.1, gaps
     assert MessageStatus.SENDING in statuses
     assert (await p.message(message_id)).status == MessageStatus.DONE
 

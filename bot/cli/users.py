@@ -13,7 +13,6 @@ import sys
 from typing import Any
 
 from bot.cli.common import (
-    CliError,
     Subcommands,
     UsageError,
     add_command,
@@ -129,7 +128,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> None:
                 session, args.username, password_hash, superuser=args.superuser
             )
         except (ConflictError, ValueError) as exc:
-            raise CliError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         role = "superuser" if user.is_superuser else "user"
         _say(args, _as_json(summary(user)), f"created {role} {user.username}")
 
@@ -152,7 +151,7 @@ async def _set_password(settings: Settings, args: argparse.Namespace) -> None:
         try:
             user = await set_password_hash(session, args.username, password_hash)
         except NotFoundError as exc:
-            raise CliError(f"there is no {exc}") from None
+            raise UsageError(f"there is no {exc}") from None
         _say(args, _as_json(summary(user)), f"password of {user.username} changed")
 
 
@@ -161,5 +160,5 @@ async def _deactivate(settings: Settings, args: argparse.Namespace) -> None:
         try:
             user = await deactivate_user(session, args.username)
         except NotFoundError as exc:
-            raise CliError(f"there is no {exc}") from None
+            raise UsageError(f"there is no {exc}") from None
         _say(args, _as_json(summary(user)), f"{user.username} is deactivated")
