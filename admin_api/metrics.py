@@ -75,6 +75,18 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        self._leads = Gauge(
+            "herald_leadership",
+            "1 while this process holds the leadership (telegram:<bot>, scheduler...).",
+            ["name"],
+            registry=self.registry,
+        )
+        self._role = Gauge(
+            "herald_role",
+            "This process's role (all, web or worker): 1 for the one it runs.",
+            ["role"],
+            registry=self.registry,
+        )
         self._queue_depth = Gauge(
             "herald_queue_depth",
             "Deliveries pending or in flight, per channel.",
@@ -99,6 +111,12 @@ class Metrics:
     def database_unavailable(self, component: str) -> None:
         """``component`` (e.g. "api") could not reach the database once."""
         self._database_unavailable.labels(component).inc()
+
+    def leadership(self, name: str, held: bool) -> None:
+        self._leads.labels(name).set(1 if held else 0)
+
+    def role(self, role: str) -> None:
+        self._role.labels(role).set(1)
 
     def update_handled(self) -> None:
         self._updates.inc()

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from channels.backoff import Backoff, FailureEpisode, LoopObserver
 from channels.clock import wait_event
@@ -30,6 +31,12 @@ Hook = Callable[[], Awaitable[None]]
 LostHook = Callable[[bool], Awaitable[None]]
 
 
+class LeadershipObserver(LoopObserver, Protocol):
+    """Told when this process takes or gives up a leadership (the metrics implement it)."""
+
+    def leadership(self, name: str, held: bool) -> None: ...
+
+
 class Elector:
     def __init__(
         self,
@@ -42,7 +49,7 @@ class Elector:
         ttl: float = 10.0,
         renew_seconds: float = 3.0,
         margin: float = 2.0,
-        observer: LoopObserver | None = None,
+        observer: LeadershipObserver | None = None,
     ) -> None:
         if renew_seconds + margin >= ttl:
             raise ValueError("renewals must come well before the leadership expires")
@@ -61,6 +68,7 @@ class Elector:
             observer=observer,
             cadence=f"every {renew_seconds:g} s",
         )
+        self._observer = observer
         self._held = False
         self._valid_until = 0.0
         self._expiry: asyncio.TimerHandle | None = None
@@ -143,11 +151,10 @@ class Elector:
                 return
             self._held = True
             # At start-up a lone process simply leads; a takeover later is news.
-            log.log(
-                logging.DEBUG if raise_errors else logging.INFO,
-                "this process now leads %s",
-                self.name,
-            )
+            level = logging.DEBUG if raise_errors else logging.INFO
+            log.log(level, "this process now leads %s", self.name)
+            if self._observer is not None:
+                self._observer.leadership(self.name, True)
             try:
                 await self._on_elected()
             except Exception as exc:
@@ -174,6 +181,8 @@ class Elector:
                 return
             self._held = False
             self._valid_until = 0.0
+            if self._observer is not None:
+                self._observer.leadership(self.name, False)
             level = logging.DEBUG if clean else logging.WARNING  # a clean stop is routine
             log.log(level, "this process no longer leads %s: %s", self.name, why)
             await self._on_lost(clean)

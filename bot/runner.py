@@ -214,6 +214,7 @@ class Service:
     async def _start_context(self) -> HeraldContext:
         context = HeraldContext.from_settings(self.settings)
         self.context = context
+        context.metrics.role(self.role)
         self.polling_errors = PollingErrors(context.metrics)
         self._stack.push_async_callback(context.close)
         await ensure_schema_current(context.engine)

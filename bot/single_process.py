@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import socket
 
-from bot.leadership import Elector
+from bot.leadership import Elector, LeadershipObserver
 from bot.settings import ConfigurationError
-from channels.backoff import LoopObserver
 from persistence import leaders
 from persistence.database import SessionFactory
 
@@ -51,7 +50,7 @@ def _gone(holder: str) -> bool:
 
 
 async def claim_single_process(
-    sessions: SessionFactory, holder: str, observer: LoopObserver | None = None
+    sessions: SessionFactory, holder: str, observer: LeadershipObserver | None = None
 ) -> Elector:
     """Claim the database for this process (kept by an elector until it stops), or refuse."""
     async with sessions.begin() as session:

@@ -4,6 +4,7 @@ failover without loss, scheduled messages once, and SQLite refusing a second pro
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,6 +85,14 @@ async def _readiness(process: ServiceProcess) -> dict[str, Any]:
     ):
         body: dict[str, Any] = await response.json()
         return body
+
+
+async def _metrics(process: ServiceProcess) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{process.port}/metrics") as response,
+    ):
+        return await response.text()
 
 
 async def _telegram_leader(processes: list[ServiceProcess]) -> ServiceProcess | None:
@@ -173,6 +182,9 @@ async def test_kill_9_of_the_telegram_leader_hands_over_within_the_ttl(
     async with _cluster(2, tmp_path, [db.url], telegram_sim, each=each, **extra) as processes:
         leader = await _telegram_leader(processes)
         assert leader is processes[0]
+        exported = await _metrics(leader)
+        assert 'herald_role{role="all"} 1.0' in exported
+        assert re.search(r'herald_leadership\{name="telegram:\w+"\} 1\.0', exported)
         message_id = await _broadcast(db, tmp_path, ids)
         await telegram_sim.wait_for_sends(150, timeout=60)
         await leader.kill()
@@ -186,7 +198,8 @@ async def test_kill_9_of_the_telegram_leader_hands_over_within_the_ttl(
     assert takeover - killed_at <= TTL + 3, f"took {takeover - killed_at:.1f}s"
     in_flight = 50 * 2
     assert len(telegram_sim.sends) - 600 <= in_flight
-    assert all(len(telegram_sim.messages_to(p.user_id)) >= 1 for p in people)
+    # Sent after the kill, each reaches only the new leader: answered once, none twice.
+    assert [len(telegram_sim.messages_to(p.user_id)) for p in people] == [1] * len(people)
 
 
 @POSTGRES_ONLY
