@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, exists, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -195,15 +195,23 @@ async def list_deliveries(
     if status is not None:
         statement = statement.where(MessageRecipient.status == status)
     if search:
-        pattern = like_pattern(search)
-        statement = statement.where(
-            or_(
-                MessageRecipient.address.ilike(pattern, escape="\\"),
-                MessageRecipient.provider_id.ilike(pattern, escape="\\"),
-            )
-        )
+        statement = statement.where(_delivery_matches(search))
     rows = await fetch_page(session, statement.order_by(MessageRecipient.id), page)
     return Page([row[0] for row in rows.items], rows.limit, rows.offset, rows.has_more)
+
+
+def _delivery_matches(search: str) -> ColumnElement[bool]:
+    """The address containing ``search``, or the provider id equal to it. Without letters in
+    it, case does not matter and a plain LIKE is several times cheaper than ILIKE on a
+    100,000-delivery message (phone numbers, chat ids)."""
+    pattern = like_pattern(search)
+    column = MessageRecipient.address
+    contains = (
+        column.ilike(pattern, escape="\\")
+        if any(ch.isalpha() for ch in search)
+        else column.like(pattern, escape="\\")
+    )
+    return or_(contains, MessageRecipient.provider_id == search)
 
 
 async def cancellable_message(

@@ -301,7 +301,9 @@ class MessageRecipient(Base):
 
     __table_args__ = (
         Index("ix_message_recipients_claim", "channel", "status", "next_attempt_at"),
-        Index("ix_message_recipients_message_status", "message_id", "status"),
+        # A message's deliveries in id order, all or one status at a time (its pages).
+        Index("ix_message_recipients_message_id", "message_id", "id"),
+        Index("ix_message_recipients_message_status", "message_id", "status", "id"),
         Index("ix_message_recipients_recipient", "recipient_kind", "recipient_id"),
     )
 

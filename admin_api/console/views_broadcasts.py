@@ -33,6 +33,7 @@ from persistence.message_queries import (
     visible_message_ids,
 )
 from persistence.models import DeliveryStatus, MessageStatus
+from persistence.outbox import OPEN_MESSAGE_STATUSES
 
 Route = tuple[str, str, Any, str]
 _BROADCAST_ID = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -102,9 +103,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
 async def broadcast_page(request: web.Request) -> web.Response:
     context = await _page_context(request)
     views: list[MessageView] = context["views"]
-    cancellable = any(
-        v.message.status in (MessageStatus.QUEUED, MessageStatus.SCHEDULED) for v in views
-    )
+    cancellable = any(v.message.status in OPEN_MESSAGE_STATUSES for v in views)
     live = any(v.message.status not in (MessageStatus.DONE, MessageStatus.CANCELLED) for v in views)
     return await render(
         request,

@@ -16,12 +16,12 @@ from admin_api.views_ops import read_skebby_status, run_checks
 from persistence.common_queries import PageRequest
 from persistence.inbox_queries import threads
 from persistence.message_queries import MessageFilter, MessageView, list_messages, recent_failures
-from persistence.models import Direction, MessageStatus
-from persistence.outbox import queue_depth
+from persistence.models import Direction
+from persistence.outbox import OPEN_MESSAGE_STATUSES, queue_depth
 
 Route = tuple[str, str, Any, str]
 RECENT_BROADCASTS = 8
-ACTIVE = (MessageStatus.QUEUED, MessageStatus.SCHEDULED)
+ACTIVE = OPEN_MESSAGE_STATUSES  # a broadcast still being delivered (or waiting to be)
 
 
 @dataclass
