@@ -36,14 +36,11 @@ from sqlalchemy import insert, select
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
-from bench._common import simulator_process, throwaway_postgres
+from bench._common import bench_settings, simulator_process, throwaway_postgres
 from bot import event_loop
 from bot.context import TelegramEndpoint
-from bot.delivery import telegram_client
-from channels.composer import Composer
-from channels.composition import ComposerConfig, ComposeRequest
-from channels.dispatcher import Dispatcher, DispatcherConfig
-from channels.telegram_channel import TelegramChannel
+from bot.delivery import build_channels, build_composer, build_dispatcher
+from channels.composition import ComposeRequest
 from channels.telegram_rate_limit import TelegramRateLimiter
 from persistence.database import SessionFactory, create_engine, create_session_factory
 from persistence.enqueue import NewDelivery, insert_deliveries
@@ -112,21 +109,17 @@ class Stack:
     def __init__(self, url: str, base_url: str, rate: float, attachments: Path) -> None:
         self.engine = create_engine(url, pool_size=20)
         self.sessions = create_session_factory(self.engine)
-        registry = default_registry()
         endpoint = TelegramEndpoint(TOKEN, base_url, base_url.replace("/bot", "/file/bot"), True)
-        channel = TelegramChannel(
-            telegram_client(endpoint, 64), TelegramRateLimiter(rate), paid_broadcast=rate > 30
+        settings = bench_settings(
+            url, str(attachments), dispatch_batch_size=200, telegram_paid_broadcast=rate > 30
         )
-        self.dispatcher = Dispatcher(
-            self.sessions,
-            {"telegram": channel},
-            registry,
-            DispatcherConfig(batch_size=200, concurrency=64),
-            _now,
-            attachments_root=attachments,
+        channels = build_channels(
+            settings, telegram=endpoint, limiter=TelegramRateLimiter(rate), only=["telegram"]
         )
-        self.composer = Composer(
-            self.sessions, registry, ComposerConfig(), _now, on_enqueued=self.dispatcher.wake
+        registry = default_registry()
+        self.dispatcher = build_dispatcher(settings, self.sessions, channels, _now)
+        self.composer = build_composer(
+            settings, self.sessions, _now, on_enqueued=self.dispatcher.wake
         )
         self.context = ApiContext(
             sessions=self.sessions,
