@@ -327,6 +327,7 @@ class Service:
                 context.sessions,
                 bot_key(context.telegram.token),
                 self._webhook_secret_value(),
+                consumer_here=self._consumes_updates,
                 on_stored=self._update_stored,
             )
             add_webhook_route(app, settings.telegram_webhook_path, receiver)
@@ -340,6 +341,9 @@ class Service:
         if self.webhook_mode:
             self.webhook_url = self._webhook_public_url()
         await ensure_first_user(context.sessions, settings, f"{self._local_url()}/")
+
+    def _consumes_updates(self) -> bool:
+        return self.telegram is not None and self.telegram.consumer is not None
 
     def _update_stored(self, _payload: str | None = None) -> None:
         consumer = self.telegram.consumer if self.telegram is not None else None

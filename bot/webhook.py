@@ -43,6 +43,7 @@ class WebhookReceiver:
         sessions: SessionFactory,
         bot: str,
         secret: str,
+        consumer_here: Callable[[], bool] = lambda: False,
         on_stored: Callable[[], None] = lambda: None,
     ) -> None:
         if not secret:
@@ -50,6 +51,7 @@ class WebhookReceiver:
         self._sessions = sessions
         self._bot = bot
         self._secret = secret.encode()
+        self._consumer_here = consumer_here
         self._on_stored = on_stored
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -70,8 +72,10 @@ class WebhookReceiver:
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             return web.Response(status=400, text="malformed update")
         try:
-            async with self._sessions.begin() as session:
-                await update_inbox.store(session, self._bot, update_id, data)
+            # Another process's consumer is woken by a NOTIFY; this one's directly (if a
+            # leadership moves meanwhile, the new consumer's periodic look finds the update).
+            announce = not self._consumer_here()
+            await update_inbox.store(self._sessions, self._bot, update_id, data, announce=announce)
         except Exception as exc:
             cause = database_unavailable(exc)
             if cause is None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, String, bindparam, delete, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.database import SessionFactory
+from persistence.driver_sql import driver_statement, engine_of
 from persistence.models import TelegramUpdate
-from persistence.notify import UPDATES_CHANNEL, notify
+from persistence.notify import UPDATES_CHANNEL
 
 U = TelegramUpdate
 PENDING, HANDLING, HANDLED = "pending", "handling", "handled"
@@ -32,20 +34,55 @@ class StoredUpdate:
     payload: dict[str, Any]
 
 
-async def store(session: AsyncSession, bot: str, update_id: int, payload: dict[str, Any]) -> bool:
-    """Keep the update unless it is already kept; True when it is new."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(U)
-        .values(bot=bot, update_id=update_id, payload=payload, status=PENDING)
-        .on_conflict_do_nothing(index_elements=["bot", "update_id"])
-        .returning(U.id)
-    )
-    stored = (await session.execute(statement)).first() is not None
-    if stored:
-        await notify(session, UPDATES_CHANNEL, bot)
-    return stored
+# PostgreSQL: the insert (and its NOTIFY) in one autocommit statement, one round trip: a webhook
+# POST is answered after it (bench/updates.py measures it).
+_INSERT_POSTGRES: Final = (
+    "INSERT INTO telegram_updates (bot, update_id, payload, status) "
+    "VALUES (:bot, :update_id, :payload, :status) "
+    "ON CONFLICT (bot, update_id) DO NOTHING RETURNING id"
+)
+_STORE_BINDS: Final = (
+    bindparam("bot", type_=String()),
+    bindparam("update_id", type_=BigInteger()),
+    bindparam("payload", type_=U.__table__.c.payload.type),
+    bindparam("status", type_=String()),
+)
+_STORE_POSTGRES: Final = text(_INSERT_POSTGRES).bindparams(*_STORE_BINDS)
+_STORE_AND_ANNOUNCE_POSTGRES: Final = text(
+    f"WITH stored AS ({_INSERT_POSTGRES}) SELECT pg_notify(:channel, :bot) FROM stored"  # noqa: S608 - constants
+).bindparams(*_STORE_BINDS, bindparam("channel", type_=String()))
+
+
+async def store(
+    sessions: SessionFactory,
+    bot: str,
+    update_id: int,
+    payload: dict[str, Any],
+    *,
+    announce: bool = True,
+) -> bool:
+    """Keep the update unless it is already kept; True when it is new.
+
+    ``announce`` NOTIFYs the other processes (their consumer may be the one to handle it); the
+    receiver leaves it out when its own process consumes the updates: every NOTIFY serialises
+    the commits of all processes on PostgreSQL's notification queue.
+    """
+    engine = engine_of(sessions)
+    if engine.dialect.name == "postgresql":
+        params = {"bot": bot, "update_id": update_id, "payload": payload, "status": PENDING}
+        statement = _STORE_POSTGRES
+        if announce:
+            statement = _STORE_AND_ANNOUNCE_POSTGRES
+            params["channel"] = UPDATES_CHANNEL
+        return bool(await driver_statement(statement, engine.dialect).fetch(engine, params))
+    async with sessions.begin() as session:
+        inserted = (
+            sqlite.insert(U)
+            .values(bot=bot, update_id=update_id, payload=payload, status=PENDING)
+            .on_conflict_do_nothing(index_elements=["bot", "update_id"])
+            .returning(U.id)
+        )
+        return (await session.execute(inserted)).first() is not None
 
 
 async def take(session: AsyncSession, bot: str, holder: str, limit: int) -> list[StoredUpdate]:
