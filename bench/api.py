@@ -28,13 +28,16 @@ from sqlalchemy import insert, select
 
 from admin_api.app import create_app
 from admin_api.context import ApiContext
+from admin_api.key_cache import KeyCache
 from bench._common import bench_settings, throwaway_postgres
 from bot import event_loop
 from bot.delivery import build_composer
+from bot.runner import KEY_CACHE_SECONDS
 from persistence.api_keys import issue_api_key
 from persistence.database import create_engine, create_session_factory
 from persistence.enqueue import NewDelivery, insert_deliveries
 from persistence.models import Customer, Message
+from persistence.notify import API_KEYS_CHANNEL, NotificationListener, asyncpg_dsn
 from persistence.outbox import add_to_counters
 from persistence.recipient_kinds import default_registry
 
@@ -86,8 +89,19 @@ async def _seed(url: str) -> tuple[str, int, list[int]]:
     return key, message_id, ids
 
 
-async def _serve(url: str, attachments: Path) -> tuple[web.AppRunner, int, Any]:
+async def _serve(
+    url: str, attachments: Path
+) -> tuple[web.AppRunner, int, Any, NotificationListener]:
     engine = create_engine(url, pool_size=20)
+    # As the service does on PostgreSQL: verified keys are remembered while revocations are
+    # heard, so a busy client costs no key lookup per request.
+    key_cache = KeyCache(ttl=KEY_CACHE_SECONDS)
+    listener = NotificationListener(
+        asyncpg_dsn(url),
+        {API_KEYS_CHANNEL: key_cache.on_notification},
+        on_state=key_cache.set_listening,
+    )
+    await listener.start()
     sessions = create_session_factory(engine)
     registry = default_registry()
     composer = build_composer(bench_settings(url, str(attachments.parent)), sessions, _now)
@@ -102,12 +116,13 @@ async def _serve(url: str, attachments: Path) -> tuple[web.AppRunner, int, Any]:
         cancel=cancel,
         max_request_bytes=10 * 1024 * 1024,
         max_attachment_bytes=1024 * 1024,
+        key_cache=key_cache,
     )
     runner = web.AppRunner(create_app(context), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    return runner, int(runner.addresses[0][1]), engine
+    return runner, int(runner.addresses[0][1]), engine, listener
 
 
 async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +183,7 @@ async def main(duration: float, concurrency: int) -> None:
         print(f"seeding {DELIVERIES:,} deliveries and {PRESEND_RECIPIENTS:,} customers ...")
         key, message_id, ids = await _seed(url)
         with TemporaryDirectory() as tmp:
-            runner, port, engine = await _serve(url, Path(tmp))
+            runner, port, engine, listener = await _serve(url, Path(tmp))
             base = f"http://127.0.0.1:{port}/api/v1"
             common = {"key": key, "duration": duration, "warmup": 1.0}
             status = await _load(
@@ -194,6 +209,7 @@ async def main(duration: float, concurrency: int) -> None:
                 }
             )
             await runner.cleanup()
+            await listener.stop()
             await engine.dispose()
     print(f"\n{'':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms':>8}  statuses")
     for name, r in (

@@ -54,7 +54,8 @@ async def _reset_and_link(url: str, users: int) -> None:
             await conn.execute(
                 text(
                     "TRUNCATE messages, message_recipients, message_counters, customers, "
-                    "bot_user_data, bot_chat_data, bot_conversations, bot_singletons, telegram_updates "
+                    "bot_user_data, bot_chat_data, bot_conversations, bot_singletons, "
+                    "telegram_updates "
                     "RESTART IDENTITY CASCADE"
                 )
             )
