@@ -39,7 +39,11 @@ class CircuitBreaker:
         self.channel = channel
         self._clock = clock
         self.config = config or BreakerConfig()
-        self._outcomes: deque[tuple[datetime, bool]] = deque()  # (when, provider failed)
+        # The window's outcomes, counted per second: [second, outcomes, provider failures]. A
+        # busy channel records thousands a second; each record must stay O(1).
+        self._seconds: deque[list[int]] = deque()
+        self._total = 0
+        self._failures = 0
         self._state = BreakerState.CLOSED
         self._open_for = self.config.open_seconds
         self._reopens_at: datetime | None = None
@@ -98,17 +102,32 @@ class CircuitBreaker:
             return
         if self._state is BreakerState.OPEN:
             return  # a send that started before it opened: it proves nothing new
-        self._outcomes.append((now, provider_failed))
-        horizon = now - timedelta(seconds=self.config.window_seconds)
-        while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
-        failures = sum(1 for _, failed in self._outcomes if failed)
+        self._count(now, provider_failed)
         if (
             provider_failed
-            and failures >= self.config.min_failures
-            and failures >= self.config.failure_ratio * len(self._outcomes)
+            and self._failures >= self.config.min_failures
+            and self._failures >= self.config.failure_ratio * self._total
         ):
             self._open(now, self.config.open_seconds)
+
+    def _count(self, now: datetime, provider_failed: bool) -> None:
+        second = int(now.timestamp())
+        if not self._seconds or self._seconds[-1][0] != second:
+            self._seconds.append([second, 0, 0])
+        bucket = self._seconds[-1]
+        bucket[1] += 1
+        bucket[2] += provider_failed
+        self._total += 1
+        self._failures += provider_failed
+        horizon = second - self.config.window_seconds
+        while self._seconds and self._seconds[0][0] < horizon:
+            _, total, failures = self._seconds.popleft()
+            self._total -= total
+            self._failures -= failures
+
+    def _forget(self) -> None:
+        self._seconds.clear()
+        self._total = self._failures = 0
 
     # --- transitions ----------------------------------------------------------------------------
 
@@ -121,10 +140,10 @@ class CircuitBreaker:
         if self._state is BreakerState.CLOSED:
             self.openings += 1
         self._state = BreakerState.OPEN
-        self._outcomes.clear()
+        self._forget()
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
         self._open_for = self.config.open_seconds
         self._reopens_at = None
-        self._outcomes.clear()
+        self._forget()
