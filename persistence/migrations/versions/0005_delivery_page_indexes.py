@@ -1,4 +1,4 @@
-"""a message's deliveries in id order, all or by status (its pages)
+"""a message's deliveries in id order, all or by status (its pages): one index for both
 
 Revision ID: 0005_delivery_page_indexes
 Revises: 0004_user_passwords
@@ -19,17 +19,13 @@ def upgrade() -> None:
     with op.batch_alter_table("message_recipients", schema=None) as batch_op:
         batch_op.drop_index("ix_message_recipients_message_status")
         batch_op.create_index(
-            "ix_message_recipients_message_status", ["message_id", "status", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_message_recipients_message_id", ["message_id", "id"], unique=False
+            "ix_message_recipients_message_id", ["message_id", "id", "status"], unique=False
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("message_recipients", schema=None) as batch_op:
         batch_op.drop_index("ix_message_recipients_message_id")
-        batch_op.drop_index("ix_message_recipients_message_status")
         batch_op.create_index(
             "ix_message_recipients_message_status", ["message_id", "status"], unique=False
         )
