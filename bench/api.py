@@ -32,6 +32,7 @@ from bench._common import bench_settings, throwaway_postgres
 from bot import event_loop
 from bot.delivery import build_composer
 from persistence.api_keys import issue_api_key
+from persistence.audit import Actor
 from persistence.database import create_engine, create_session_factory
 from persistence.enqueue import NewDelivery, insert_deliveries
 from persistence.models import Customer, Message
@@ -92,7 +93,7 @@ async def _serve(url: str, attachments: Path) -> tuple[web.AppRunner, int, Any]:
     registry = default_registry()
     composer = build_composer(bench_settings(url, str(attachments.parent)), sessions, _now)
 
-    async def cancel(_message_id: int) -> int:
+    async def cancel(_message_id: int, _actor: Actor) -> int:
         return 0
 
     context = ApiContext(
