@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from persistence.models import AuditEvent
 from tests.api_support import Api, running_api
@@ -144,3 +146,14 @@ async def test_no_key_is_ever_written_to_the_log(db: Database, tmp_path: Path) -
     assert api.admin_key[:11] in text
     assert api.admin_key not in text and clerk_key not in text
     assert api.admin_key[11:] not in text and clerk_key[11:] not in text
+
+
+async def test_a_recorded_event_cannot_be_changed_afterwards(db: Database, tmp_path: Path) -> None:
+    """Even with SQL, an audit row cannot be rewritten: the database refuses the UPDATE."""
+    async with running_api(db, tmp_path) as api:
+        await api.post("/api/v1/recipients/customer", json={"name": "Ada"}, expect=201)
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with db.sessions.begin() as session:
+            await session.execute(update(AuditEvent).values(actor_label="someone else"))
+    async with db.sessions() as session:
+        assert (await session.execute(select(AuditEvent.actor_label))).scalars().all() == ["admin"]

@@ -20,6 +20,23 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
+# Rows are only ever added: an UPDATE is refused by the database itself, whoever sends it. DELETE
+# stays possible for an operator's retention policy.
+REFUSAL = "audit_events is append-only: a recorded event is never changed"
+SQLITE_TRIGGER = f"""
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END
+"""
+POSTGRES_FUNCTION = f"""
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$
+"""
+POSTGRES_TRIGGER = """
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()
+"""
+
+
 def upgrade() -> None:
     op.create_table(
         "audit_events",
@@ -42,6 +59,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_action", ["action", "id"], unique=False)
         batch_op.create_index("ix_audit_events_actor", ["actor_label", "id"], unique=False)
         batch_op.create_index("ix_audit_events_subject", ["subject_kind", "id"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(POSTGRES_FUNCTION)
+        op.execute(POSTGRES_TRIGGER)
+    else:
+        op.execute(SQLITE_TRIGGER)
 
 
 def downgrade() -> None:
@@ -51,3 +73,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_events_action")
         batch_op.drop_index("ix_audit_events_occurred_at")
     op.drop_table("audit_events")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION audit_events_append_only()")
