@@ -83,6 +83,7 @@ async def test_console_actions_are_recorded_under_the_person_and_shown(
     about = await root.get(f"/audit?subject_kind=customer&subject_id={ada}")
     assert "<code>recipient.deleted</code>" in about.text
     assert "<code>api_key.created</code>" not in about.text
+    assert "channels: storage;" in page.text  # lists read as lists, not as Python
     nobody = await root.get("/audit?actor=someone-else")
     assert nobody.has("No events match.")
 
