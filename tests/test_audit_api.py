@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from persistence.audit import Actor, AuditAction, record
 from persistence.models import AuditEvent
 from tests.api_support import Api, running_api
 from tests.conftest import Database
@@ -157,3 +158,20 @@ async def test_a_recorded_event_cannot_be_changed_afterwards(db: Database, tmp_p
             await session.execute(update(AuditEvent).values(actor_label="someone else"))
     async with db.sessions() as session:
         assert (await session.execute(select(AuditEvent.actor_label))).scalars().all() == ["admin"]
+
+
+async def test_a_detail_named_like_a_secret_is_refused_before_it_is_written(db: Database) -> None:
+    """Code that tried to log a password or token in a detail fails at once; nothing is written."""
+    for name in ("password", "new_token", "Key_Hash", "client_secret"):
+        with pytest.raises(ValueError, match="secret"):
+            async with db.sessions.begin() as session:
+                await record(
+                    session,
+                    Actor.bot(),
+                    AuditAction.PREFERENCES_CHANGED,
+                    "customer",
+                    [1],
+                    {name: 1},
+                )
+    async with db.sessions() as session:
+        assert (await session.execute(select(AuditEvent))).first() is None
