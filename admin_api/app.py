@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from admin_api import views_inbox, views_invoices, views_messages, views_ops, views_recipients
+from admin_api import (
+    views_audit,
+    views_inbox,
+    views_invoices,
+    views_messages,
+    views_ops,
+    views_recipients,
+)
 from admin_api.auth import auth_middleware
 from admin_api.console import setup_console
 from admin_api.context import API_CONTEXT, ApiContext
@@ -29,6 +36,7 @@ def route_table(context: ApiContext) -> list[Operation]:
         *views_inbox.operations(kinds),
         *views_recipients.operations(kinds),
         *views_invoices.operations(),
+        *views_audit.operations(),
     ]
 
 

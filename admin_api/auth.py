@@ -11,8 +11,9 @@ from aiohttp import web
 
 from admin_api.context import API_CONTEXT
 from admin_api.errors import ApiError, Handler
-from admin_api.routing import USER, operation_of
-from persistence.api_keys import authenticate, hash_key
+from admin_api.routing import KEY_PREFIX, USER, operation_of
+from persistence.api_keys import KEY_PREFIX as KEY_START
+from persistence.api_keys import authenticate, display_prefix, hash_key
 from persistence.models import User
 
 
@@ -52,4 +53,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if operation.superuser and not user.is_superuser:
         raise ApiError(403, "forbidden", "only a superuser may do this")
     request[USER] = user
+    request[KEY_PREFIX] = KEY_START + display_prefix(presented.strip())
     return await handler(request)

@@ -13,6 +13,7 @@ from admin_api.key_cache import KeyCache
 from admin_api.metrics import Metrics
 from channels.clock import Clock, utc_now
 from channels.composer import Composer
+from persistence.audit import Actor
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
 
@@ -50,7 +51,7 @@ class ApiContext:
     sessions: SessionFactory
     recipient_kinds: RecipientKindRegistry
     composer: Composer
-    cancel: Callable[[int], Awaitable[int]]  # the dispatcher's cancel(message_id)
+    cancel: Callable[[int, Actor], Awaitable[int]]  # the dispatcher's cancel(message_id, actor)
     max_request_bytes: int
     max_attachment_bytes: int
     metrics: Metrics = field(default_factory=Metrics)

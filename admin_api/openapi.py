@@ -226,7 +226,7 @@ def build_document(
             "version": version,
             "description": (
                 "Broadcasts over Telegram, email, SMS and the in-app inbox; recipients; inbox "
-                "and replies; invoices; operations. Authenticate with "
+                "and replies; invoices; the audit log; operations. Authenticate with "
                 "`Authorization: Bearer <key>` (`herald create-api-key`). Every error is "
                 '`{"error": {"code", "message", "details"}}`, also 414/431/400 for requests '
                 "too malformed to route. Requests are strict: no coercion (`0` is not `false`), "

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin_api.context import API_CONTEXT, ApiContext
 from admin_api.errors import ApiError, forbidden, from_validation, not_found
 from admin_api.schemas import MAX_BIG_ID, MAX_ID, PageMeta
+from persistence.audit import Actor, ActorKind
 from persistence.common_queries import Page, PageRequest, may_name_owner
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -27,6 +28,8 @@ P = TypeVar("P", bound=PageMeta)
 T = TypeVar("T")
 
 USER = web.RequestKey("user", User)
+# The display prefix of the API key the request came with (never the key itself): the audit log.
+KEY_PREFIX = web.RequestKey("api_key_prefix", str)
 # What aiohttp raises for a multipart body it cannot parse (bad boundary, headers, framing).
 MULTIPART_ERRORS = (ValueError, AssertionError, KeyError, HttpProcessingError)
 API_PREFIX = "/api/v1"
@@ -138,6 +141,21 @@ async def autocommit(request: web.Request) -> AsyncIterator[AsyncConnection]:
 
 def current_user(request: web.Request) -> User:
     return request[USER]
+
+
+def origin(request: web.Request) -> dict[str, str | None]:
+    """Where a request came from, as the audit log keeps it (the peer address, the user agent)."""
+    return {"remote_addr": request.remote, "user_agent": request.headers.get("User-Agent")}
+
+
+def api_actor(request: web.Request) -> Actor:
+    """The caller of an API request, for the audit log: the key's owner and the key's prefix."""
+    return Actor.of_user(
+        current_user(request),
+        ActorKind.API_KEY,
+        key_prefix=request.get(KEY_PREFIX),
+        **origin(request),
+    )
 
 
 def require_superuser(request: web.Request) -> User:

@@ -6,7 +6,16 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from admin_api.routing import JSON, RequestBody, Response, context, json_body, parse_query, render
+from admin_api.routing import (
+    JSON,
+    RequestBody,
+    Response,
+    api_actor,
+    context,
+    json_body,
+    parse_query,
+    render,
+)
 from admin_api.routing import Operation as Op
 from admin_api.schemas_invoices import (
     InvoiceLineOut,
@@ -70,6 +79,7 @@ async def mark_invoiced_view(request: web.Request) -> web.Response:
             sender_id=body.sender_id,
             channel=body.channel,
             force=body.force,
+            actor=api_actor(request),
         )
     return render(
         MarkInvoicedOut(

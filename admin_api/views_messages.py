@@ -13,6 +13,7 @@ from admin_api.routing import (
     MultipartForm,
     RequestBody,
     Response,
+    api_actor,
     autocommit,
     context,
     current_user,
@@ -211,7 +212,8 @@ async def create_message(request: web.Request) -> web.Response:
     if query.presend or body.presend:
         plan = await ctx.composer.presend(user, compose)
         return render(PlanOut.model_validate(plan.to_json()))
-    answer = SendOut.model_validate(await ctx.composer.send(user, compose), from_attributes=True)
+    sent = await ctx.composer.send(user, compose, api_actor(request))
+    answer = SendOut.model_validate(sent, from_attributes=True)
     location = f"/api/v1/messages/{answer.messages[0].id}" if answer.messages else None
     return render(answer, 202, {"Location": location} if location else None)
 
@@ -280,7 +282,7 @@ async def cancel_message(request: web.Request) -> web.Response:
     message_id = path_id(request, "message_id", big=True)
     async with ctx.sessions() as session:
         await cancellable_message(session, ctx.recipient_kinds, user, message_id)
-    cancelled = await ctx.cancel(message_id)
+    cancelled = await ctx.cancel(message_id, api_actor(request))
     async with ctx.sessions() as session:
         view = await get_message(
             session, ctx.recipient_kinds, user, message_id, with_attachments=False

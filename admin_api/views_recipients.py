@@ -21,6 +21,7 @@ from admin_api.routing import (
     MultipartForm,
     RequestBody,
     Response,
+    api_actor,
     context,
     current_user,
     id_param,
@@ -134,7 +135,9 @@ async def create_recipient_view(request: web.Request) -> web.Response:
     body = await json_body(request, RecipientCreate)
     values = _normalized(request, body.model_dump())
     async with ctx.sessions.begin() as session:
-        record = await create_recipient(session, kind, current_user(request), values)
+        record = await create_recipient(
+            session, kind, current_user(request), values, actor=api_actor(request)
+        )
         out = recipient_out(kind, record)
     return render(out, 201, {"Location": f"/api/v1/recipients/{kind.name}/{out.id}"})
 
@@ -156,7 +159,9 @@ async def update_recipient_view(request: web.Request) -> web.Response:
     body = await json_body(request, RecipientPatch)
     values = _normalized(request, body.model_dump(include=body.model_fields_set))
     async with ctx.sessions.begin() as session:
-        record = await update_recipient(session, kind, current_user(request), rid, values)
+        record = await update_recipient(
+            session, kind, current_user(request), rid, values, actor=api_actor(request)
+        )
         out = recipient_out(kind, record)
     return render(out)
 
@@ -167,7 +172,7 @@ async def delete_recipient_view(request: web.Request) -> web.Response:
     kind = recipient_kind(request)
     rid = path_id(request, "recipient_id", what=kind.name)
     async with ctx.sessions.begin() as session:
-        await delete_recipient(session, kind, current_user(request), rid)
+        await delete_recipient(session, kind, current_user(request), rid, actor=api_actor(request))
     return render(Deleted())
 
 
@@ -248,6 +253,7 @@ async def import_recipients_view(request: web.Request) -> web.Response:
             parsed.rows,
             all_or_nothing=query.all_or_nothing,
             match=match,
+            actor=api_actor(request),
         )
         if not report.applied:
             await session.rollback()

@@ -34,6 +34,7 @@ from bot import event_loop
 from bot.delivery import build_composer
 from bot.runner import KEY_CACHE_SECONDS
 from persistence.api_keys import issue_api_key
+from persistence.audit import Actor
 from persistence.database import create_engine, create_session_factory
 from persistence.enqueue import NewDelivery, insert_deliveries
 from persistence.models import Customer, Message
@@ -106,7 +107,7 @@ async def _serve(
     registry = default_registry()
     composer = build_composer(bench_settings(url, str(attachments.parent)), sessions, _now)
 
-    async def cancel(_message_id: int) -> int:
+    async def cancel(_message_id: int, _actor: Actor) -> int:
         return 0
 
     context = ApiContext(

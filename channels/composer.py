@@ -45,7 +45,8 @@ from channels.composition import (
 )
 from channels.sms_text import analyse_sms
 from channels.telegram_text import render_messages
-from persistence import enqueue
+from persistence import audit, enqueue
+from persistence.audit import Actor, AuditAction
 from persistence.database import SessionFactory
 from persistence.enqueue import AttachmentRecord, NewDelivery, NewMessage
 from persistence.models import DeliveryStatus, MessageStatus, User
@@ -98,9 +99,16 @@ class Composer:
         async with self._sessions() as session:
             return await self._plan(session, user, request)
 
-    async def send(self, user: User, request: ComposeRequest) -> SendResult:
-        """Enqueue the broadcast; the answer (also replayed for a repeated Idempotency-Key)."""
+    async def send(
+        self, user: User, request: ComposeRequest, actor: Actor | None = None
+    ) -> SendResult:
+        """Enqueue the broadcast; the answer (also replayed for a repeated Idempotency-Key).
+
+        The audit log names ``actor`` (by default ``user``, from nowhere in particular); a
+        replay writes nothing, so it records nothing either.
+        """
         self._validate(request)
+        actor = actor or Actor.of_user(user)
         # Only a request with an Idempotency-Key is ever compared, and hashing 100,000 ids is not
         # free: without a key the fingerprint stays empty and unused.
         fingerprint = request.fingerprint() if request.idempotency_key else ""
@@ -109,7 +117,7 @@ class Composer:
             if replay is not None:
                 return replay
         try:
-            answer = await self._enqueue_in_transaction(user, request, fingerprint)
+            answer = await self._enqueue_in_transaction(user, request, fingerprint, actor)
         except IntegrityError:
             if not request.idempotency_key:
                 raise
@@ -311,12 +319,26 @@ class Composer:
         return SendResult.from_json(stored.response, replayed=True)
 
     async def _enqueue_in_transaction(
-        self, user: User, request: ComposeRequest, fingerprint: str
+        self, user: User, request: ComposeRequest, fingerprint: str, actor: Actor
     ) -> SendResult:
         saved: list[AttachmentRecord] = []
         try:
             async with self._sessions.begin() as session:
-                return await self._enqueue(session, user, request, fingerprint, saved)
+                result = await self._enqueue(session, user, request, fingerprint, saved)
+                await audit.record(
+                    session,
+                    actor,
+                    AuditAction.BROADCAST_SENT,
+                    "message",
+                    result.message_ids,
+                    {
+                        "broadcast_id": result.broadcast_id,
+                        "channels": [m.channel for m in result.messages],
+                        "status": result.status,
+                        "deliveries": sum(sum(m.counts.values()) for m in result.messages),
+                    },
+                )
+                return result
         except BaseException:
             # Rolled back (or cancelled): the files written for it would be orphans on disk.
             remove_attachments(self.config.attachments_root, saved)

@@ -45,6 +45,7 @@ from channels.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from channels.clock import Clock, wait_event
 from channels.outcome_policy import OutcomePolicy, RetryPolicy
 from persistence import outbox
+from persistence.audit import Actor
 from persistence.availability import database_unavailable
 from persistence.database import SessionFactory
 from persistence.outbox import ClaimedDelivery
@@ -264,11 +265,14 @@ class Dispatcher:
             self.wake()
         return rescued
 
-    async def cancel(self, message_id: int) -> int:
-        """Stop a message now: pending deliveries are cancelled, claimed ones are not sent."""
+    async def cancel(self, message_id: int, actor: Actor | None = None) -> int:
+        """Stop a message now: pending deliveries are cancelled, claimed ones are not sent.
+
+        With an ``actor``, the audit log records who did it, in the same transaction.
+        """
         self._cancelled.add(message_id)
         async with self._sessions.begin() as session:
-            cancelled = await outbox.cancel_message(session, message_id, self._clock())
+            cancelled = await outbox.cancel_message(session, message_id, self._clock(), actor)
         return cancelled
 
     def breaker_states(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.audit import Actor, AuditAction, record
 from persistence.common_queries import ConflictError, NotFoundError
 from persistence.models import ApiKey, User
 from persistence.notify import API_KEYS_CHANNEL, notify
@@ -23,6 +24,13 @@ _PREFIX_CHARS = 8
 class IssuedKey:
     user: User
     key: str  # the only moment the plain key exists
+    id: int = 0
+    prefix: str = ""
+
+
+def display_prefix(key: str) -> str:
+    """The part of a key that ``keys list`` shows and the audit log names (not a secret)."""
+    return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_CHARS]
 
 
 def hash_key(key: str) -> str:
@@ -41,32 +49,42 @@ async def get_or_create_user(session: AsyncSession, username: str, *, superuser:
 
 
 async def issue_api_key(
-    session: AsyncSession, username: str, *, superuser: bool = False, name: str = ""
+    session: AsyncSession,
+    username: str,
+    *,
+    superuser: bool = False,
+    name: str = "",
+    actor: Actor | None = None,
 ) -> IssuedKey:
+    """A new key for ``username`` (created if missing). With an ``actor``, the audit log records
+    the key (and the user, if new); tests and benchmarks set up their keys without one."""
+    existing = (await session.execute(select(User.id).where(User.username == username))).scalar()
     user = await get_or_create_user(session, username, superuser=superuser)
-    return await issue_key_for(session, user, name)
+    if actor is not None and existing is None:
+        detail = {"username": user.username, "superuser": user.is_superuser}
+        await record(session, actor, AuditAction.USER_CREATED, "user", [user.id], detail)
+    return await issue_key_for(session, user, name, actor=actor)
 
 
-async def issue_key_for(session: AsyncSession, user: User, name: str = "") -> IssuedKey:
+async def issue_key_for(
+    session: AsyncSession, user: User, name: str = "", *, actor: Actor | None = None
+) -> IssuedKey:
     """A new key for an existing ``user``."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiKey(
-            user_id=user.id,
-            name=name,
-            prefix=key[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_CHARS],
-            key_hash=hash_key(key),
-        )
-    )
+    row = ApiKey(user_id=user.id, name=name, prefix=display_prefix(key), key_hash=hash_key(key))
+    session.add(row)
     await session.flush()
-    return IssuedKey(user=user, key=key)
+    if actor is not None:
+        detail = {"prefix": KEY_PREFIX + row.prefix, "name": name, "owner": user.username}
+        await record(session, actor, AuditAction.API_KEY_CREATED, "api_key", [row.id], detail)
+    return IssuedKey(user=user, key=key, id=row.id, prefix=row.prefix)
 
 
 async def authenticate(session: AsyncSession, presented: str) -> User | None:
     """The active user owning ``presented``, recording its use; None for unknown or revoked keys."""
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
-    prefix = presented[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_CHARS]
+    prefix = display_prefix(presented)
     presented_hash = hash_key(presented)
     candidates = (
         await session.execute(
@@ -110,8 +128,11 @@ async def find_key(session: AsyncSession, user: User, reference: str) -> ApiKey:
     return found[0]
 
 
-async def revoke_key(session: AsyncSession, user: User, key_id: int, now: datetime) -> ApiKey:
-    """Revoke one key ``user`` may see (once: revoking again keeps the first time).
+async def revoke_key(
+    session: AsyncSession, user: User, key_id: int, now: datetime, *, actor: Actor
+) -> ApiKey:
+    """Revoke one key ``user`` may see (once: revoking again keeps the first time, and the
+    audit log records only the first).
 
     Every running service hears of it at commit (PostgreSQL NOTIFY) and forgets the key at once.
     """
@@ -124,6 +145,8 @@ async def revoke_key(session: AsyncSession, user: User, key_id: int, now: dateti
     if key.revoked_at is None:
         key.revoked_at = now
         await session.flush()
+        detail = {"prefix": KEY_PREFIX + key.prefix, "name": key.name, "owner": key.user.username}
+        await record(session, actor, AuditAction.API_KEY_REVOKED, "api_key", [key.id], detail)
     await notify(session, API_KEYS_CHANNEL, key_revoked(key.key_hash))
     return key
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, extract, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.audit import Actor, AuditAction, record
 from persistence.common_queries import AnySelect, ConflictError, InvalidFieldError
 from persistence.models import DeliveryStatus, Direction, Message, MessageRecipient
 
@@ -171,6 +172,7 @@ class MarkResult:
     messages: int
     units: int
     amount: Decimal
+    message_ids: tuple[int, ...] = ()
 
 
 def _aligned(start: date, period: str) -> bool:
@@ -185,8 +187,10 @@ async def mark_invoiced(
     sender_id: int,
     channel: str,
     force: bool,
+    actor: Actor,
 ) -> MarkResult:
-    """Mark the period's not-yet-invoiced messages of one sender and channel as invoiced.
+    """Mark the period's not-yet-invoiced messages of one sender and channel as invoiced (the
+    audit log names ``actor`` and the messages marked).
 
     Refused while any of their deliveries may still change its billable units (``unknown``
     delivery reports, deliveries still pending or in flight), unless ``force``.
@@ -225,10 +229,23 @@ async def mark_invoiced(
     for cost, sent in totals:
         units += int(sent or 0)
         amount += Decimal(cost or 0) * int(sent or 0)
-    result = await session.execute(
+    marked = await session.execute(
         update(Message)
         .where(chosen)
         .values(invoiced=True)
+        .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
-    return MarkResult(int(result.rowcount), units, amount)  # type: ignore[attr-defined]
+    ids = tuple(sorted(int(mid) for (mid,) in marked))
+    detail = {
+        "period": period,
+        "period_start": start.isoformat(),
+        "sender_id": sender_id,
+        "channel": channel,
+        "force": force,
+        "messages": len(ids),
+        "units": units,
+        "amount": str(amount),
+    }
+    await record(session, actor, AuditAction.INVOICES_MARKED, "message", ids, detail)
+    return MarkResult(len(ids), units, amount, ids)

@@ -438,3 +438,35 @@ class TelegramUpdate(Base):
         UniqueConstraint("bot", "update_id"),
         Index("ix_telegram_updates_bot_status_update_id", "bot", "status", "update_id"),
     )
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+
+class AuditEvent(Base):
+    """One thing someone did (``persistence.audit``): written in the action's own transaction,
+    never changed afterwards. No foreign keys: the log outlives the users and records it names.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(16))  # user, api_key, bot, cli
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # the user acting (or the key's owner)
+    actor_label: Mapped[str] = mapped_column(String(150))  # their username, or "bot"
+    key_prefix: Mapped[str | None] = mapped_column(String(16))  # the API key's display prefix
+    action: Mapped[str] = mapped_column(String(40))
+    subject_kind: Mapped[str] = mapped_column(String(40))
+    # ",12,13," so one id is found with LIKE on both databases without a second table.
+    subject_ids: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_action", "action", "id"),
+        Index("ix_audit_events_actor", "actor_label", "id"),
+        Index("ix_audit_events_subject", "subject_kind", "id"),
+    )

@@ -18,6 +18,8 @@ from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from persistence import audit
+from persistence.audit import Actor, AuditAction
 from persistence.driver_sql import driver_in_transaction
 from persistence.id_filter import id_filters
 from persistence.models import (
@@ -389,8 +391,13 @@ async def rescue_expired(
     return len(rows)
 
 
-async def cancel_message(session: AsyncSession, message_id: int, now: datetime) -> int:
-    """Cancel every delivery not yet handed to a provider; return how many were cancelled."""
+async def cancel_message(
+    session: AsyncSession, message_id: int, now: datetime, actor: Actor | None = None
+) -> int:
+    """Cancel every delivery not yet handed to a provider; return how many were cancelled.
+
+    With an ``actor`` (always, when a person asks), the audit log records who cancelled it.
+    """
     await session.execute(
         update(Message)
         .where(
@@ -414,6 +421,11 @@ async def cancel_message(session: AsyncSession, message_id: int, now: datetime) 
             (message_id, DeliveryStatus.CANCELLED.value): cancelled,
         },
     )
+    if actor is not None:
+        detail = {"cancelled_deliveries": cancelled}
+        await audit.record(
+            session, actor, AuditAction.BROADCAST_CANCELLED, "message", [message_id], detail
+        )
     return cancelled
 
 

@@ -16,6 +16,8 @@ from typing import Any, Final, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import audit
+from persistence.audit import Actor, AuditAction
 from persistence.common_queries import chunks, require_may_name_owner
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -77,8 +79,10 @@ async def import_recipients(
     *,
     all_or_nothing: bool,
     match: MatchColumn | None = None,
+    actor: Actor,
 ) -> ImportReport:
-    """Create or update one record per row (see the module docstring)."""
+    """Create or update one record per row (see the module docstring); the audit log names
+    ``actor`` and the records created or changed (a dry run rolls it back with the rest)."""
     for row in rows:  # naming another owner refuses the whole import, as it would one record
         if row.values.get("owner_id") is not None:
             require_may_name_owner(user, row.values["owner_id"], f"owner_id (line {row.line})")
@@ -111,7 +115,20 @@ async def import_recipients(
     accepted = [p for p in planned if not p.row.errors]
     await _write(session, kind, accepted, report)
     report.rows.sort(key=lambda r: int(r["line"]))
+    await _audit(session, actor, kind.name, report)
     return report
+
+
+async def _audit(session: AsyncSession, actor: Actor, kind: str, report: ImportReport) -> None:
+    ids = [row["id"] for row in report.rows if row["status"] in ("created", "updated")]
+    counts = {
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected,
+        "match": report.match,
+    }
+    await audit.record(session, actor, AuditAction.RECIPIENTS_IMPORTED, kind, ids, counts)
 
 
 async def _write(

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import audit
+from persistence.audit import Actor, AuditAction
 from persistence.common_queries import (
     ConflictError,
     InvalidFieldError,
@@ -161,7 +163,12 @@ def owned_values(user: User, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def create_recipient(
-    session: AsyncSession, kind: RecipientKind, user: User, values: Mapping[str, Any]
+    session: AsyncSession,
+    kind: RecipientKind,
+    user: User,
+    values: Mapping[str, Any],
+    *,
+    actor: Actor,
 ) -> Any:
     row = owned_values(user, values)
     await _check_references(session, kind, row)
@@ -171,12 +178,21 @@ async def create_recipient(
     session.add(record)
     await session.flush()
     await session.refresh(record)
+    await audit.record(session, actor, AuditAction.RECIPIENT_CREATED, kind.name, [record.id])
     return record
 
 
 async def update_recipient(
-    session: AsyncSession, kind: RecipientKind, user: User, rid: int, values: Mapping[str, Any]
+    session: AsyncSession,
+    kind: RecipientKind,
+    user: User,
+    rid: int,
+    values: Mapping[str, Any],
+    *,
+    actor: Actor,
 ) -> Any:
+    """Change ``values``; the audit log lists the fields that changed (names, not values: it
+    is no second copy of people's addresses)."""
     record = await get_recipient(session, kind, user, rid)
     changes = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
     if "owner_id" in changes:
@@ -186,16 +202,21 @@ async def update_recipient(
     if external_id:
         owner_id = changes.get("owner_id", record.owner_id)
         await _check_external_id(session, kind, owner_id, external_id, rid)
+    changed = sorted(name for name, value in changes.items() if getattr(record, name) != value)
     for name, value in changes.items():
         setattr(record, name, value)
     await session.flush()
     await session.refresh(record)
+    await audit.record(
+        session, actor, AuditAction.RECIPIENT_UPDATED, kind.name, [rid], {"fields": changed}
+    )
     return record
 
 
 async def delete_recipient(
-    session: AsyncSession, kind: RecipientKind, user: User, rid: int
+    session: AsyncSession, kind: RecipientKind, user: User, rid: int, *, actor: Actor
 ) -> None:
     """Deleting a recipient keeps every message and delivery that named it (history stays)."""
     await get_recipient(session, kind, user, rid)
     await session.execute(delete(kind.model).where(kind.model.id == rid))
+    await audit.record(session, actor, AuditAction.RECIPIENT_DELETED, kind.name, [rid])

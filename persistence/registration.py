@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.audit import Actor, AuditAction, record
 from persistence.database import SessionFactory
 from persistence.driver_sql import autocommit, driver_statement, engine_of
 from persistence.models import (
@@ -127,9 +128,13 @@ async def _update_returning_linked(
     sessions: SessionFactory,
     kinds: RecipientKindRegistry,
     where: Callable[[Any], ColumnElement[bool]],
+    telegram: str,
     **values: Any,
 ) -> list[LinkedRecipient]:
-    """Set ``values`` on every kind's records matching ``where(model)``; the records changed."""
+    """Set ``values`` on every kind's records matching ``where(model)``; the records changed.
+
+    The person asked for it through the bot: the audit log says so (``telegram`` names what).
+    """
     changed: list[LinkedRecipient] = []
     async with sessions.begin() as session:
         for kind in kinds:
@@ -137,7 +142,9 @@ async def _update_returning_linked(
             rows = await session.execute(
                 update(model).where(where(model)).values(**values).returning(model.id, model.name)
             )
-            changed.extend(LinkedRecipient(kind.name, int(rid), name) for rid, name in rows)
+            found = [LinkedRecipient(kind.name, int(rid), name) for rid, name in rows]
+            await _audit_preferences(session, kind.name, [r.id for r in found], telegram)
+            changed.extend(found)
     return sorted(changed, key=lambda r: (r.kind, r.id))
 
 
@@ -152,6 +159,7 @@ async def link_phone(
         sessions,
         kinds,
         lambda model: model.sms == phone_e164,
+        "linked",
         telegram_chat_id=chat_id,
         telegram_opted_out=False,
         telegram_blocked=False,
@@ -159,8 +167,14 @@ async def link_phone(
 
 
 async def _flag_chat(
-    sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int, **values: bool
+    sessions: SessionFactory,
+    kinds: RecipientKindRegistry,
+    chat_id: int,
+    telegram: str | None = None,
+    **values: bool,
 ) -> int:
+    """Set ``values`` on the records linked to ``chat_id``; with ``telegram``, the person
+    chose it, and the audit log records it."""
     changed = 0
     async with sessions.begin() as session:
         for kind in kinds:
@@ -168,8 +182,25 @@ async def _flag_chat(
             rows = await session.execute(
                 update(model).where(_linked_to(kind, chat_id)).values(**values).returning(model.id)
             )
-            changed += len(rows.all())
+            ids = [int(rid) for (rid,) in rows]
+            if telegram is not None:
+                await _audit_preferences(session, kind.name, ids, telegram)
+            changed += len(ids)
     return changed
+
+
+async def _audit_preferences(
+    session: AsyncSession, kind: str, ids: Sequence[int], telegram: str
+) -> None:
+    if ids:
+        await record(
+            session,
+            Actor.bot(),
+            AuditAction.PREFERENCES_CHANGED,
+            kind,
+            ids,
+            {"telegram": telegram},
+        )
 
 
 async def flag_blocked_chats(
@@ -200,7 +231,7 @@ async def move_chat(
 
 async def opt_out(sessions: SessionFactory, kinds: RecipientKindRegistry, chat_id: int) -> int:
     """The person sent /stop: no more broadcasts to this chat. Returns the records changed."""
-    return await _flag_chat(sessions, kinds, chat_id, telegram_opted_out=True)
+    return await _flag_chat(sessions, kinds, chat_id, "stopped", telegram_opted_out=True)
 
 
 async def has_opted_out(
@@ -228,6 +259,7 @@ async def opt_in(
         sessions,
         kinds,
         lambda model: (model.telegram_chat_id == chat_id) & model.telegram_opted_out.is_(True),
+        "started",
         telegram_opted_out=False,
         telegram_blocked=False,
     )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.api_keys import user_changed
+from persistence.audit import Actor, AuditAction, record
 from persistence.common_queries import ConflictError, NotFoundError
 from persistence.models import User
 from persistence.notify import API_KEYS_CHANNEL, notify
@@ -96,7 +97,12 @@ async def require_user(session: AsyncSession, username: str) -> User:
 
 
 async def create_user(
-    session: AsyncSession, username: str, password_hash: str | None, *, superuser: bool
+    session: AsyncSession,
+    username: str,
+    password_hash: str | None,
+    *,
+    superuser: bool,
+    actor: Actor,
 ) -> User:
     name = username.strip()
     if not name or len(name) > MAX_USERNAME_CHARS or any(c.isspace() for c in name):
@@ -107,6 +113,8 @@ async def create_user(
     session.add(user)
     await session.flush()
     await session.refresh(user)
+    detail = {"username": name, "superuser": superuser, "can_log_in": password_hash is not None}
+    await record(session, actor, AuditAction.USER_CREATED, "user", [user.id], detail)
     return user
 
 
@@ -114,10 +122,16 @@ async def list_users(session: AsyncSession) -> list[User]:
     return list((await session.execute(select(User).order_by(User.id))).scalars())
 
 
-async def set_password_hash(session: AsyncSession, username: str, password_hash: str) -> User:
+async def set_password_hash(
+    session: AsyncSession, username: str, password_hash: str, *, actor: Actor | None = None
+) -> User:
+    """Set a new password; with an ``actor`` the audit log says who changed it (not to what)."""
     user = await require_user(session, username)
     user.password_hash = password_hash
     await session.flush()
+    if actor is not None:
+        detail = {"username": user.username}
+        await record(session, actor, AuditAction.PASSWORD_CHANGED, "user", [user.id], detail)
     return user
 
 

@@ -112,7 +112,8 @@ def add_recipient(page: Page, name: str, phone: str) -> None:
 
 def test_a_person_runs_a_broadcast_end_to_end(context: BrowserContext, sandbox: Sandbox) -> None:
     """Log in, add a recipient, broadcast, watch it live, read and answer a reply, cancel a
-    scheduled broadcast, import a CSV after its check, log out."""
+    scheduled broadcast, import a CSV after its check, find the import in the audit log, log
+    out."""
     assert sandbox.admin is not None, "make run must print how to log in"
     username, password = sandbox.admin
     page = context.new_page()
@@ -218,6 +219,11 @@ def test_a_person_runs_a_broadcast_end_to_end(context: BrowserContext, sandbox: 
     assert page.url == check_page
     page.get_by_role("button", name=re.compile("Import the good rows")).click()
     expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_be_visible()
+
+    # The audit log names this person as the one who imported (a superuser's page).
+    page.get_by_role("link", name="Audit").click()
+    imported = page.get_by_role("row", name=re.compile(r"recipients\.imported"))
+    expect(imported).to_contain_text(username)
 
     page.goto("/")
     shot(page, "dashboard")

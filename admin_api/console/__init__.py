@@ -19,6 +19,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from admin_api.console import (
+    views_audit,
     views_auth,
     views_broadcasts,
     views_compose,
@@ -127,6 +128,7 @@ def setup_console(app: web.Application, context: ApiContext) -> Any:
         views_inbox,
         views_invoices,
         views_keys,
+        views_audit,
     ):
         for method, path, handler, name in module.routes(context):
             app.router.add_route(method, path, handler, name=f"console.{name}")

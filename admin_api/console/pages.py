@@ -18,6 +18,8 @@ from admin_api.console.i18n import I18n
 from admin_api.console.progress import ProgressHub
 from admin_api.console.throttle import LoginThrottle
 from admin_api.context import API_CONTEXT, ApiContext
+from admin_api.routing import origin
+from persistence.audit import Actor, ActorKind
 from persistence.common_queries import PageRequest
 from persistence.models import User
 
@@ -59,6 +61,11 @@ def state(request: web.Request) -> ConsoleState:
 
 def user(request: web.Request) -> User:
     return request[CONSOLE_USER]
+
+
+def actor(request: web.Request) -> Actor:
+    """The signed-in user, from this request's address and browser (for the audit log)."""
+    return Actor.of_user(user(request), ActorKind.USER, **origin(request))
 
 
 def i18n(request: web.Request) -> I18n:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_api.console.pages import (
     PageError,
+    actor,
     api_context,
     flash,
     page_request,
@@ -140,7 +141,7 @@ async def cancel(request: web.Request) -> web.Response:
         except ConflictError:
             refused += 1
             continue
-        cancelled += await ctx.cancel(view.message.id)
+        cancelled += await ctx.cancel(view.message.id, actor(request))
     if refused == len(views):
         raise PageError(409, tr(request, "Every delivery of this broadcast is already final."))
     await flash(

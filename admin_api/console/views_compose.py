@@ -17,6 +17,7 @@ from admin_api.console.compose_form import (
     read_compose_form,
 )
 from admin_api.console.pages import (
+    actor,
     api_context,
     flash,
     form,
@@ -188,7 +189,7 @@ async def confirm(request: web.Request) -> web.Response:
     compose = draft.request
     compose.idempotency_key = key
     try:
-        result = await ctx.composer.send(me, compose)
+        result = await ctx.composer.send(me, compose, actor(request))
     except CompositionError as exc:
         context = await _form_context(
             request, draft.form.values, {_field(exc): exc.message}, draft_id

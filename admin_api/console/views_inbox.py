@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from admin_api.console.pages import (
+    actor,
     api_context,
     flash,
     form,
@@ -117,7 +118,7 @@ async def answer(request: web.Request) -> web.Response:
                 request, "This person cannot be reached on Telegram: %(reason)s", reason=reason
             )
         else:
-            await ctx.composer.send(user(request), compose)
+            await ctx.composer.send(user(request), compose, actor(request))
     except CompositionError as exc:
         error = exc.message
     if error:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from admin_api.console.pages import (
     PageError,
+    actor,
     api_context,
     flash,
     form,
@@ -106,7 +107,7 @@ async def mark(request: web.Request) -> web.Response:
     force = data.get("force") == "1"
     try:
         async with api_context(request).sessions.begin() as session:
-            result = await mark_invoiced(session, force=force, **target)
+            result = await mark_invoiced(session, force=force, actor=actor(request), **target)
     except ConflictError as exc:
         end = period_end(target["start"], target["period"])
         details = exc.details or {}

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from admin_api.console.pages import (
+    actor,
     api_context,
     flash,
     form,
@@ -39,7 +40,7 @@ async def create(request: web.Request) -> web.Response:
         error = tr(request, "At most %(limit)s characters.", limit=NAME_LIMIT)
         return await render(request, "keys.html", {"keys": keys, "error": error, "name": name}, 422)
     async with ctx.sessions.begin() as session:
-        issued = await issue_key_for(session, user(request), name)
+        issued = await issue_key_for(session, user(request), name, actor=actor(request))
     # Shown in this answer only: it is not stored anywhere but as a hash.
     return await render(request, "key_created.html", {"key": issued.key, "name": name})
 
@@ -63,7 +64,9 @@ async def revoke_confirm(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     ctx = api_context(request)
     async with ctx.sessions.begin() as session:
-        key = await revoke_key(session, user(request), _key_id(request), ctx.clock())
+        key = await revoke_key(
+            session, user(request), _key_id(request), ctx.clock(), actor=actor(request)
+        )
         prefix = key.prefix
     await flash(
         request,

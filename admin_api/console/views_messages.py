@@ -19,7 +19,7 @@ from persistence.typology_queries import list_typologies
 Route = tuple[str, str, Any, str]
 
 
-def _day(raw: str, zone: str, *, end: bool) -> datetime | None:
+def day_start(raw: str, zone: str, *, end: bool) -> datetime | None:
     """A ``YYYY-MM-DD`` day in the user's time zone: its start (or, for ``end``, the next day's)."""
     try:
         day = date.fromisoformat(raw)
@@ -42,8 +42,8 @@ async def messages_page(request: web.Request) -> web.Response:
         status=status,
         typology_id=int_field(query, "typology_id"),
         direction=direction,
-        created_from=_day(query.get("from", ""), zone, end=False),
-        created_to=_day(query.get("to", ""), zone, end=True),
+        created_from=day_start(query.get("from", ""), zone, end=False),
+        created_to=day_start(query.get("to", ""), zone, end=True),
         sender_id=int_field(query, "sender_id"),
     )
     async with ctx.sessions() as session:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from admin_api.console.pages import (
     PageError,
+    actor,
     api_context,
     flash,
     form,
@@ -167,7 +168,9 @@ async def create(request: web.Request) -> web.Response:
     if not errors:
         try:
             async with ctx.sessions.begin() as session:
-                record = await create_recipient(session, kind, user(request), values)
+                record = await create_recipient(
+                    session, kind, user(request), values, actor=actor(request)
+                )
                 name = record.name
         except InvalidFieldError as exc:
             errors[exc.field] = exc.message
@@ -197,7 +200,9 @@ async def update(request: web.Request) -> web.Response:
     if not errors:
         try:
             async with ctx.sessions.begin() as session:
-                await update_recipient(session, kind, user(request), rid, values)
+                await update_recipient(
+                    session, kind, user(request), rid, values, actor=actor(request)
+                )
         except InvalidFieldError as exc:
             errors[exc.field] = exc.message
     if errors:
@@ -218,7 +223,9 @@ async def delete(request: web.Request) -> web.Response:
     ctx = api_context(request)
     kind = kind_of(request)
     async with ctx.sessions.begin() as session:
-        await delete_recipient(session, kind, user(request), recipient_id(request))
+        await delete_recipient(
+            session, kind, user(request), recipient_id(request), actor=actor(request)
+        )
     await flash(request, tr(request, "The recipient was deleted; the messages sent to them stay."))
     return redirect(f"/recipients/{kind.name}")
 
@@ -250,6 +257,7 @@ async def _dry_run(request: web.Request, kind: RecipientKind, raw: bytes) -> tup
             parsed.rows,
             all_or_nothing=False,
             match=import_match(None, parsed),
+            actor=actor(request),
         )
         await session.rollback()
     return parsed, report
@@ -292,6 +300,7 @@ async def import_confirm(request: web.Request) -> web.Response:
             parsed.rows,
             all_or_nothing=False,
             match=import_match(None, parsed),
+            actor=actor(request),
         )
     state(request).drafts.drop(draft)
     await flash(

@@ -41,6 +41,7 @@ from channels.attachments import IncomingAttachment
 from channels.base import Channel
 from channels.composition import ComposeRequest, Plan, SendResult
 from channels.dispatcher import Dispatcher
+from persistence.audit import Actor
 from persistence.common_queries import NotFoundError
 from persistence.models import DeliveryStatus, MessageTypology
 from persistence.typology_queries import find_typology, typologies_named
@@ -247,7 +248,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> None:
             plan = await composer.presend(user, request)
             _show_plan(out, plan, as_json=args.json)
             return
-        sent = _sent(await composer.send(user, request))
+        sent = _sent(await composer.send(user, request, Actor.cli(user)))
         if not args.json:
             for line in sent["lines"]:
                 out.print(line)

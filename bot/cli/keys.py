@@ -24,6 +24,7 @@ from bot.cli.common import (
 from bot.settings import Settings
 from channels.clock import utc_now
 from persistence.api_keys import KEY_PREFIX, find_key, issue_api_key, list_keys, revoke_key
+from persistence.audit import Actor
 from persistence.common_queries import NotFoundError
 from persistence.models import ApiKey
 
@@ -84,7 +85,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 async def _create(settings: Settings, args: argparse.Namespace) -> None:
     async with herald_database(settings) as context, context.sessions.begin() as session:
         issued = await issue_api_key(
-            session, args.username, superuser=args.superuser, name=args.name
+            session, args.username, superuser=args.superuser, name=args.name, actor=Actor.cli(None)
         )
     role = "superuser" if issued.user.is_superuser else "user"
     if args.json:
@@ -131,7 +132,8 @@ async def _revoke(settings: Settings, args: argparse.Namespace) -> None:
                 except NotFoundError:
                     missing.append(reference)
                     continue
-                revoked.append(key_json(await revoke_key(session, user, found.id, utc_now())))
+                row = await revoke_key(session, user, found.id, utc_now(), actor=Actor.cli(user))
+                revoked.append(key_json(row))
     if args.json:
         print_json({"revoked": revoked, "not_found": missing})
     else:

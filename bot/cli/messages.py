@@ -29,6 +29,7 @@ from bot.settings import Settings
 from channels.clock import utc_now
 from channels.composition import CHANNELS
 from persistence import outbox
+from persistence.audit import Actor
 from persistence.common_queries import NotFoundError, PageRequest
 from persistence.message_queries import (
     MessageFilter,
@@ -219,7 +220,9 @@ async def _cancel(settings: Settings, args: argparse.Namespace) -> None:
                 if message.status in (MessageStatus.DONE, MessageStatus.CANCELLED):
                     refused.append(f"message {message_id} is already {message.status}")
                     continue
-                cancelled = await outbox.cancel_message(session, message_id, utc_now())
+                cancelled = await outbox.cancel_message(
+                    session, message_id, utc_now(), Actor.cli(user)
+                )
             results.append({"message_id": message_id, "cancelled": cancelled})
     if args.json:
         print_json({"cancelled": results, "refused": refused})

@@ -32,6 +32,7 @@ from bot.cli.common import (
 )
 from bot.context import HeraldContext
 from bot.settings import Settings
+from persistence.audit import Actor
 from persistence.common_queries import NotFoundError, PageRequest
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -237,7 +238,7 @@ async def _add(settings: Settings, args: argparse.Namespace) -> None:
         user = await actor(context, args.as_user)
         values["typology_id"] = await _typology(context, kind, args.typology)
         async with context.sessions.begin() as session:
-            record = await create_recipient(session, kind, user, values)
+            record = await create_recipient(session, kind, user, values, actor=Actor.cli(user))
             out = recipient_json(kind, record)
     if args.json:
         print_json(out)
@@ -304,7 +305,9 @@ async def _update(settings: Settings, args: argparse.Namespace) -> None:
         if not values:
             raise UsageError("nothing to change: give at least one option (see --help)")
         async with context.sessions.begin() as session:
-            record = await update_recipient(session, kind, user, args.id, values)
+            record = await update_recipient(
+                session, kind, user, args.id, values, actor=Actor.cli(user)
+            )
             out = recipient_json(kind, record)
     if args.json:
         print_json(out)
@@ -321,7 +324,7 @@ async def _delete(settings: Settings, args: argparse.Namespace) -> None:
         async with context.sessions.begin() as session:
             for rid in dict.fromkeys(args.ids):
                 try:
-                    await delete_recipient(session, kind, user, rid)
+                    await delete_recipient(session, kind, user, rid, actor=Actor.cli(user))
                 except NotFoundError:
                     missing.append(rid)
                 else:

@@ -21,6 +21,7 @@ from bot.cli.common import (
     table,
 )
 from bot.settings import Settings
+from persistence.audit import Actor
 from persistence.recipient_import import import_recipients
 
 DESCRIPTION = f"""\
@@ -75,7 +76,13 @@ async def _import(settings: Settings, args: argparse.Namespace) -> None:
         user = await actor(context, args.as_user)
         async with context.sessions.begin() as session:
             report = await import_recipients(
-                session, kind, user, parsed.rows, all_or_nothing=args.all_or_nothing, match=match
+                session,
+                kind,
+                user,
+                parsed.rows,
+                all_or_nothing=args.all_or_nothing,
+                match=match,
+                actor=Actor.cli(user),
             )
             if not report.applied:
                 await session.rollback()

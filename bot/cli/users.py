@@ -21,6 +21,7 @@ from bot.cli.common import (
     print_json,
 )
 from bot.settings import Settings
+from persistence.audit import Actor
 from persistence.common_queries import ConflictError, NotFoundError
 from persistence.users import (
     PasswordPolicyError,
@@ -125,7 +126,11 @@ async def _create(settings: Settings, args: argparse.Namespace) -> None:
     async with herald_database(settings) as context, context.sessions.begin() as session:
         try:
             user = await create_user(
-                session, args.username, password_hash, superuser=args.superuser
+                session,
+                args.username,
+                password_hash,
+                superuser=args.superuser,
+                actor=Actor.cli(None),
             )
         except (ConflictError, ValueError) as exc:
             raise UsageError(str(exc)) from None
@@ -149,7 +154,9 @@ async def _set_password(settings: Settings, args: argparse.Namespace) -> None:
     password_hash = read_password(args.password_stdin)
     async with herald_database(settings) as context, context.sessions.begin() as session:
         try:
-            user = await set_password_hash(session, args.username, password_hash)
+            user = await set_password_hash(
+                session, args.username, password_hash, actor=Actor.cli(None)
+            )
         except NotFoundError as exc:
             raise UsageError(f"there is no {exc}") from None
         _say(args, _as_json(summary(user)), f"password of {user.username} changed")
