@@ -224,6 +224,7 @@ def test_a_person_runs_a_broadcast_end_to_end(context: BrowserContext, sandbox: 
     page.get_by_role("link", name="Audit").click()
     imported = page.get_by_role("row", name=re.compile(r"recipients\.imported"))
     expect(imported).to_contain_text(username)
+    shot(page, "audit")
 
     page.goto("/")
     shot(page, "dashboard")
