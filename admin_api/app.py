@@ -12,6 +12,7 @@ from aiohttp import web
 
 from admin_api import (
     views_audit,
+    views_broadcasts,
     views_inbox,
     views_invoices,
     views_messages,
@@ -33,6 +34,7 @@ def route_table(context: ApiContext) -> list[Operation]:
     return [
         *views_ops.operations(),
         *views_messages.operations(),
+        *views_broadcasts.operations(),
         *views_inbox.operations(kinds),
         *views_recipients.operations(kinds),
         *views_invoices.operations(),

@@ -51,7 +51,9 @@ class ApiContext:
     sessions: SessionFactory
     recipient_kinds: RecipientKindRegistry
     composer: Composer
-    cancel: Callable[[int, Actor], Awaitable[int]]  # the dispatcher's cancel(message_id, actor)
+    cancel: Callable[
+        [int, Actor | None], Awaitable[int]
+    ]  # the dispatcher's cancel(message_id, actor)
     max_request_bytes: int
     max_attachment_bytes: int
     metrics: Metrics = field(default_factory=Metrics)

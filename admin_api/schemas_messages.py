@@ -24,9 +24,11 @@ from admin_api.schemas import (
     Subject,
     UtcDateTime,
 )
+from admin_api.schemas_broadcasts import BROADCAST_ID_PATTERN
 from channels.composer import BLANK_CHARACTERS
 from persistence.models import DeliveryStatus, Direction, MessageStatus
 
+BroadcastId = Annotated[str, Field(pattern=BROADCAST_ID_PATTERN)]
 KindName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
 IdList = Annotated[list[Id], Field(max_length=100_000)]
 _KIND_KEYS: JsonDict = {"propertyNames": RECIPIENT_KIND_MARKER}
@@ -75,7 +77,14 @@ class ComposeBody(Body):
         json_schema_extra=_KIND_KEYS,
     )
     include_related: bool = Field(True, description="Also reach related recipients.")
-    send_at: UtcDateTime | None = Field(None, description="Schedule for later (UTC).")
+    send_at: UtcDateTime | None = Field(
+        None,
+        description="Schedule for later: a future time with its UTC offset. A past time is "
+        "refused (422) unless `send_now_if_past` is true.",
+    )
+    send_now_if_past: bool = Field(
+        False, description="When `send_at` has already passed, send at once instead of refusing."
+    )
     presend: bool = Field(False, description="Dry run: plan only, send nothing.")
     extra: JsonObject = Field(default_factory=dict)
 
@@ -143,9 +152,9 @@ class QueuedMessageOut(BaseModel):
 
 
 class SendOut(BaseModel):
-    broadcast_id: str
+    broadcast_id: str = Field(description="Read it at /api/v1/broadcasts/{broadcast_id}.")
     status: str
-    send_at: str
+    send_at: str | None = Field(description="When it is scheduled for; null: sent at once.")
     messages: list[QueuedMessageOut]
     replayed: bool = False
 
@@ -186,6 +195,7 @@ class MessagePage(PageMeta):
 
 
 class MessageQuery(PageQuery):
+    broadcast_id: BroadcastId | None = Field(None, description="The messages of one broadcast.")
     channel: ChannelName | None = None
     status: MessageStatus | None = None
     typology_id: QueryId | None = None

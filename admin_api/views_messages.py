@@ -206,6 +206,7 @@ async def create_message(request: web.Request) -> web.Response:
         include_related=body.include_related,
         attachments=attachments,
         send_at=body.send_at,
+        send_now_if_past=body.send_now_if_past,
         idempotency_key=_idempotency_key(request),
         extra=body.extra,
     )
@@ -227,6 +228,7 @@ async def list_messages_view(request: web.Request) -> web.Response:
     query = parse_query(request, MessageQuery)
     require_own_filter(request, "sender_id", query.sender_id)
     filters = MessageFilter(
+        broadcast_id=query.broadcast_id,
         channel=query.channel,
         status=query.status.value if query.status else None,
         typology_id=query.typology_id,

@@ -96,6 +96,7 @@ class Composer:
     async def presend(self, user: User, request: ComposeRequest) -> Plan:
         """The dry run: what a send would do, per channel. Writes nothing."""
         self._validate(request)
+        self._check_send_at(request)
         async with self._sessions() as session:
             return await self._plan(session, user, request)
 
@@ -108,6 +109,7 @@ class Composer:
         replay writes nothing, so it records nothing either.
         """
         self._validate(request)
+        self._check_send_at(request)
         actor = actor or Actor.of_user(user)
         # Only a request with an Idempotency-Key is ever compared, and hashing 100,000 ids is not
         # free: without a key the fingerprint stays empty and unused.
@@ -130,6 +132,25 @@ class Composer:
         return answer
 
     # --- validation and planning ---------------------------------------------------------------
+
+    def _check_send_at(self, request: ComposeRequest) -> None:
+        """A schedule must be in the future: a past one is refused (a typo would otherwise send
+        at once), unless the caller asked to send now in that case."""
+        when = request.send_at
+        if when is None:
+            return
+        if when.tzinfo is None:
+            raise CompositionError("send_at", "give a time zone (e.g. 2030-05-01T09:30:00Z)")
+        now = self._clock()
+        if when <= now:
+            if not request.send_now_if_past:
+                raise CompositionError(
+                    "send_at",
+                    f"{when.astimezone(UTC).isoformat()} is in the past (now "
+                    f"{now.astimezone(UTC).replace(microsecond=0).isoformat()}); leave it out "
+                    "to send at once, or set send_now_if_past",
+                )
+            request.send_at = None
 
     def _validate(self, request: ComposeRequest) -> None:
         if not request.channels:
@@ -391,7 +412,7 @@ class Composer:
                     cost_per_unit=channel_plan.cost_per_unit,
                     sender_id=user.id,
                     sender_name=user.username,
-                    send_at=request.send_at,
+                    send_at=request.send_at if scheduled else None,
                     status=status,
                     total=len(candidates),
                     created_at=now,
@@ -418,7 +439,7 @@ class Composer:
         result = SendResult(
             broadcast_id=broadcast_id,
             status=status.value,
-            send_at=start_at.astimezone(UTC).isoformat(),
+            send_at=start_at.astimezone(UTC).isoformat() if scheduled else None,
             messages=messages,
         )
         if request.idempotency_key:

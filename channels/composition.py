@@ -74,6 +74,8 @@ class ComposeRequest:
     include_related: bool = True
     attachments: list[IncomingAttachment] = field(default_factory=list)
     send_at: datetime | None = None
+    # A send_at already past is refused unless the caller asks to send at once instead.
+    send_now_if_past: bool = False
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -183,7 +185,7 @@ class SendResult:
 
     broadcast_id: str
     status: str
-    send_at: str
+    send_at: str | None  # as stored: None when it is sent at once
     messages: list[QueuedMessage]
     replayed: bool = False
 
@@ -213,7 +215,7 @@ class SendResult:
         return cls(
             broadcast_id=str(data["broadcast_id"]),
             status=str(data["status"]),
-            send_at=str(data["send_at"]),
+            send_at=None if data.get("send_at") is None else str(data["send_at"]),
             messages=[
                 QueuedMessage(
                     id=int(m["id"]),

@@ -23,6 +23,7 @@ from channels.composition import REPLY_EXTRA_KEY
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.telegram_text import render_messages
+from persistence.recall import RECALL_EXTRA_KEY, parse_recall_address
 
 PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram's limit for sendPhoto; larger images go as documents
 
@@ -63,7 +64,57 @@ class TelegramChannel:
     async def close(self) -> None:
         await self._client.close()
 
+    def _refused(self, delivery: Delivery, exc: BotApiError) -> DeliveryResult:
+        if exc.code == 429:
+            seconds = exc.retry_after or 1.0
+            self._limiter.pause(seconds)
+            return DeliveryResult(
+                delivery.id,
+                Outcome.RETRY,
+                f"Telegram asked to wait {seconds:g}s",
+                retry_after=seconds,
+                counts_as_attempt=False,
+            )
+        error = classify_api_error(exc)
+        return DeliveryResult(
+            delivery.id,
+            error.outcome,
+            error.detail,
+            provider_failed=isinstance(error, TransientDeliveryError) and error.provider_failed,
+        )
+
+    async def _recall(self, delivery: Delivery) -> DeliveryResult:
+        """Delete the Telegram messages of a delivered row (a recall); not billed."""
+        try:
+            chat_id, message_ids = parse_recall_address(delivery.address)
+        except ValueError:
+            return DeliveryResult(delivery.id, Outcome.INVALID, "no Telegram message to delete")
+        already_gone = 0
+        try:
+            for message_id in message_ids:
+                async with self._limiter.sending(chat_id):
+                    try:
+                        await self._client.delete_message(chat_id, message_id)
+                    except BotApiError as exc:
+                        # Deleted by the person already: the recall's aim is met for this one.
+                        if exc.code != 400 or "not found" not in exc.description.lower():
+                            raise
+                        already_gone += 1
+        except BotApiError as exc:
+            return self._refused(delivery, exc)
+        except BotApiUnavailableError as exc:
+            return DeliveryResult(delivery.id, Outcome.RETRY, str(exc), provider_failed=True)
+        if not already_gone:
+            detail = "deleted from the chat"
+        elif already_gone == len(message_ids):
+            detail = "already deleted from the chat"
+        else:
+            detail = f"deleted from the chat ({already_gone} of {len(message_ids)} already gone)"
+        return DeliveryResult(delivery.id, Outcome.SUCCESS, detail)
+
     async def _deliver(self, message: OutgoingMessage, delivery: Delivery) -> DeliveryResult:
+        if message.extra.get(RECALL_EXTRA_KEY):
+            return await self._recall(delivery)
         try:
             chat_id = int(delivery.address)
         except ValueError:
@@ -80,23 +131,7 @@ class TelegramChannel:
                 moved_to = exc.migrate_to_chat_id  # the group became a supergroup: follow once
                 ids = await self._send_all(moved_to, message)
         except BotApiError as exc:
-            if exc.code == 429:
-                seconds = exc.retry_after or 1.0
-                self._limiter.pause(seconds)
-                return DeliveryResult(
-                    delivery.id,
-                    Outcome.RETRY,
-                    f"Telegram asked to wait {seconds:g}s",
-                    retry_after=seconds,
-                    counts_as_attempt=False,
-                )
-            error = classify_api_error(exc)
-            return DeliveryResult(
-                delivery.id,
-                error.outcome,
-                error.detail,
-                provider_failed=isinstance(error, TransientDeliveryError) and error.provider_failed,
-            )
+            return self._refused(delivery, exc)
         except BotApiUnavailableError as exc:
             return DeliveryResult(delivery.id, Outcome.RETRY, str(exc), provider_failed=True)
         detail = f"delivered in {len(ids)} message(s)"

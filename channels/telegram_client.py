@@ -106,6 +106,9 @@ class BotApiClient:
         result = await self.call("sendMessage", data)
         return int(result["message_id"])
 
+    async def delete_message(self, chat_id: int, message_id: int) -> None:
+        await self.call("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+
     async def send_file(
         self,
         chat_id: int,

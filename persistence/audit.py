@@ -37,7 +37,7 @@ class ActorKind(enum.StrEnum):
 class AuditAction(enum.StrEnum):
     BROADCAST_SENT = "broadcast.sent"
     BROADCAST_CANCELLED = "broadcast.cancelled"
-    BROADCAST_RECALLED = "broadcast.recalled"  # for the recall of issue 17: nothing records it yet
+    BROADCAST_RECALLED = "broadcast.recalled"
     RECIPIENT_CREATED = "recipient.created"
     RECIPIENT_UPDATED = "recipient.updated"
     RECIPIENT_DELETED = "recipient.deleted"

@@ -42,6 +42,7 @@ from persistence.recipient_kinds import RecipientKindRegistry
 
 @dataclass(frozen=True)
 class MessageFilter:
+    broadcast_id: str | None = None
     channel: str | None = None
     status: str | None = None
     typology_id: int | None = None
@@ -66,6 +67,8 @@ async def list_messages(
     page: PageRequest,
 ) -> Page[MessageView]:
     statement = scoped(select(Message), message_visible(kinds, user))
+    if filters.broadcast_id is not None:
+        statement = statement.where(Message.broadcast_id == filters.broadcast_id)
     if filters.channel is not None:
         statement = statement.where(Message.channel == filters.channel)
     if filters.status is not None:

@@ -98,6 +98,7 @@ class DeliveryStatus(enum.StrEnum):
     BLOCKED = "blocked"
     CANCELLED = "cancelled"
     RECEIVED = "received"  # inbound: the recipient wrote to us
+    RECALLED = "recalled"  # delivered, then deleted from the chat by a recall
 
 
 FINAL_DELIVERY_STATUSES = frozenset(
@@ -109,6 +110,7 @@ FINAL_DELIVERY_STATUSES = frozenset(
         DeliveryStatus.BLOCKED,
         DeliveryStatus.CANCELLED,
         DeliveryStatus.RECEIVED,
+        DeliveryStatus.RECALLED,
     }
 )
 
@@ -298,6 +300,8 @@ class MessageRecipient(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
     sent_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # A recall's delivery: the delivered one whose Telegram messages it deletes.
+    origin_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_message_recipients_claim", "channel", "status", "next_attempt_at"),
@@ -306,6 +310,13 @@ class MessageRecipient(Base):
         # index costs the 100,000-row COPY of a broadcast.
         Index("ix_message_recipients_message_id", "message_id", "id", "status"),
         Index("ix_message_recipients_recipient", "recipient_kind", "recipient_id"),
+        Index(
+            "ix_message_recipients_origin_id",
+            "origin_id",
+            unique=True,
+            postgresql_where=text("origin_id IS NOT NULL"),
+            sqlite_where=text("origin_id IS NOT NULL"),
+        ),
     )
 
 

@@ -208,11 +208,49 @@ async def record(
         owned = await _write_outcomes(session, owner, updates)
     status_of = {u.id: u.status.value for u in updates}
     deltas: Counter[tuple[int, str]] = Counter()
-    for delivery_id, message_id in owned:
+    for delivery_id, message_id, _ in owned:
         deltas[(message_id, DeliveryStatus.SENDING.value)] -= 1
         deltas[(message_id, status_of[delivery_id])] += 1
+    if any(origin is not None for _, _, origin in owned):
+        update_of = {u.id: u for u in updates}
+        recalled = [(origin, update_of[d]) for d, _, origin in owned if origin is not None]
+        deltas.update(await _apply_recalls(session, recalled))
     await add_to_counters(session, deltas)
-    return {message_id for _, message_id in owned}
+    return {message_id for _, message_id, _ in owned}
+
+
+async def _apply_recalls(
+    session: AsyncSession, outcomes: Sequence[tuple[int, DeliveryUpdate]]
+) -> Counter[tuple[int, str]]:
+    """A recall's outcomes, written on the delivered rows they act on: ``recalled`` when the
+    Telegram messages are gone, else the reason Telegram refused (the row stays delivered).
+    Returns the counter moves of the recalled messages."""
+    deltas: Counter[tuple[int, str]] = Counter()
+    gone = [(origin, u.detail) for origin, u in outcomes if u.status is DeliveryStatus.SUCCESS]
+    refused = [
+        (origin, u.detail)
+        for origin, u in outcomes
+        if u.status in (DeliveryStatus.FAILED, DeliveryStatus.INVALID, DeliveryStatus.BLOCKED)
+    ]
+    for origin, detail in gone:
+        rows = await session.execute(
+            update(MR)
+            .where(MR.id == origin, MR.status == DeliveryStatus.SUCCESS)
+            .values(status=DeliveryStatus.RECALLED, status_detail=f"recalled: {detail}")
+            .returning(MR.message_id)
+            .execution_options(synchronize_session=False)
+        )
+        for (message_id,) in rows:
+            deltas[(message_id, DeliveryStatus.SUCCESS.value)] -= 1
+            deltas[(message_id, DeliveryStatus.RECALLED.value)] += 1
+    for origin, detail in refused:
+        await session.execute(
+            update(MR)
+            .where(MR.id == origin, MR.status == DeliveryStatus.SUCCESS)
+            .values(status_detail=f"not recalled: {detail}")
+            .execution_options(synchronize_session=False)
+        )
+    return deltas
 
 
 # One statement for the whole batch: the ORM's executemany costs ~50 µs of Python per row and a
@@ -234,13 +272,13 @@ FROM unnest(
     next_attempt_at, batch_key, provider_id, sent_at, address
 )
 WHERE m.id = v.id AND m.status = 'sending' AND m.lease_owner = $12
-RETURNING m.id, m.message_id
+RETURNING m.id, m.message_id, m.origin_id
 """
 
 
 async def _write_outcomes_postgres(
     connection: AsyncConnection, owner: str, updates: Sequence[DeliveryUpdate]
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int | None]]:
     driver = await driver_in_transaction(connection)  # atomic with the counters written next
     rows = await driver.fetch(
         _RECORD_POSTGRES,
@@ -257,19 +295,19 @@ async def _write_outcomes_postgres(
         [u.address for u in updates],
         owner,
     )
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def _write_outcomes(
     session: AsyncSession, owner: str, updates: Sequence[DeliveryUpdate]
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int | None]]:
     by_id = {u.id: u for u in updates}
-    held = select(MR.id, MR.message_id).where(
+    held = select(MR.id, MR.message_id, MR.origin_id).where(
         MR.id.in_(by_id), MR.status == DeliveryStatus.SENDING, MR.lease_owner == owner
     )
-    owned = [(delivery_id, message_id) for delivery_id, message_id in await session.execute(held)]
+    owned = [(d_id, m_id, origin) for d_id, m_id, origin in await session.execute(held)]
     params: list[dict[str, Any]] = []
-    for delivery_id, _ in owned:
+    for delivery_id, _, _ in owned:
         u = by_id[delivery_id]
         row: dict[str, Any] = {
             "id": u.id,
