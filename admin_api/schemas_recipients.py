@@ -53,6 +53,11 @@ class RecipientCreate(Body):
     extra: JsonObject = Field(default_factory=dict)
     external_id: ExternalId | None = None
     typology_id: Id | None = None
+    related_customer_id: Id | None = Field(
+        None,
+        description="External subjects only: the customer this subject acts for (sends to "
+        "either reach both with include_related). The customer must be visible to the caller.",
+    )
     owner_id: Id | None = Field(
         None,
         description="Superusers may name any user; others only themselves (else 403).",
@@ -61,7 +66,8 @@ class RecipientCreate(Body):
 
 class RecipientPatch(Body):
     """Only the fields sent change. ``null`` clears vat_number, fiscal_code, sms, email,
-    telegram_chat_id, typology_id and owner_id; the other fields cannot be ``null``."""
+    telegram_chat_id, typology_id, related_customer_id and owner_id; the other fields cannot be
+    ``null``."""
 
     name: Name = omitted()
     vat_number: Short | None = None
@@ -75,6 +81,9 @@ class RecipientPatch(Body):
     extra: JsonObject = omitted()
     external_id: ExternalId = omitted()
     typology_id: Id | None = None
+    related_customer_id: Id | None = Field(
+        None, description="External subjects only: the customer it acts for; null unlinks."
+    )
     owner_id: Id | None = Field(
         None, description="Superusers: any user, or null for none; others: only themselves."
     )
@@ -95,6 +104,9 @@ class RecipientOut(BaseModel):
     extra: dict[str, Any]
     external_id: str | None
     typology_id: int | None
+    related_customer_id: int | None = Field(
+        None, description="External subjects: the customer it acts for."
+    )
     owner_id: int | None
     created_at: datetime
     updated_at: datetime

@@ -91,6 +91,7 @@ def recipient_out(kind: RecipientKind, record: Any) -> RecipientOut:
         extra=record.extra or {},
         external_id=record.external_id,
         typology_id=record.typology_id,
+        related_customer_id=getattr(record, "related_customer_id", None),
         owner_id=record.owner_id,
         created_at=record.created_at,
         updated_at=record.updated_at,

@@ -27,7 +27,7 @@ from persistence.common_queries import (
     like_pattern,
     require_may_name_owner,
 )
-from persistence.models import User
+from persistence.models import Customer, User
 from persistence.recipient_kinds import RecipientKind
 
 RECIPIENT_FIELDS = (
@@ -45,6 +45,8 @@ RECIPIENT_FIELDS = (
     "typology_id",
     "owner_id",
 )
+# Columns only some kinds have (an external subject's customer); refused on the others.
+LINK_FIELDS = ("related_customer_id",)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ async def _check_external_id(
 
 
 async def _check_references(
-    session: AsyncSession, kind: RecipientKind, values: Mapping[str, Any]
+    session: AsyncSession, kind: RecipientKind, values: Mapping[str, Any], user: User
 ) -> None:
     typology_id = values.get("typology_id")
     if typology_id is not None and await session.get(kind.typology_model, typology_id) is None:
@@ -149,12 +151,37 @@ async def _check_references(
     owner_id = values.get("owner_id")
     if owner_id is not None and await session.get(User, owner_id) is None:
         raise InvalidFieldError("owner_id", f"no user with id {owner_id}")
+    if "related_customer_id" in values:
+        await _check_related_customer(session, kind, values["related_customer_id"], user)
+
+
+def _own_columns(kind: RecipientKind, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the columns this kind does not have (checked empty before)."""
+    return {k: v for k, v in values.items() if hasattr(kind.model, k)}
+
+
+async def _check_related_customer(
+    session: AsyncSession, kind: RecipientKind, customer_id: int | None, user: User
+) -> None:
+    """Only a kind with the column links to a customer, and only to one the user may see (an
+    invisible customer reads as missing: its existence is not the caller's to learn)."""
+    if not hasattr(kind.model, "related_customer_id"):
+        if customer_id is None:
+            return
+        raise InvalidFieldError("related_customer_id", f"a {kind.name} does not act for a customer")
+    if customer_id is None:
+        return
+    visible = select(Customer.id).where(Customer.id == customer_id)
+    if not user.is_superuser:
+        visible = visible.where(Customer.owner_id == user.id)
+    if await session.scalar(visible) is None:
+        raise InvalidFieldError("related_customer_id", f"no customer with id {customer_id}")
 
 
 def owned_values(user: User, values: Mapping[str, Any]) -> dict[str, Any]:
     """A new record's values: a superuser may name any owner (or none); everyone else owns
     what they create, and naming anyone else is refused (never silently replaced)."""
-    result = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
+    result = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS or k in LINK_FIELDS}
     if result.get("owner_id") is not None:
         require_may_name_owner(user, result["owner_id"])
     elif not user.is_superuser:
@@ -171,7 +198,8 @@ async def create_recipient(
     actor: Actor,
 ) -> Any:
     row = owned_values(user, values)
-    await _check_references(session, kind, row)
+    await _check_references(session, kind, row, user)
+    row = _own_columns(kind, row)
     if row.get("external_id"):
         await _check_external_id(session, kind, row.get("owner_id"), row["external_id"], None)
     record = kind.model(**row)
@@ -194,10 +222,11 @@ async def update_recipient(
     """Change ``values``; the audit log lists the fields that changed (names, not values: it
     is no second copy of people's addresses)."""
     record = await get_recipient(session, kind, user, rid)
-    changes = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS}
+    changes = {k: v for k, v in values.items() if k in RECIPIENT_FIELDS or k in LINK_FIELDS}
     if "owner_id" in changes:
         require_may_name_owner(user, changes["owner_id"])
-    await _check_references(session, kind, changes)
+    await _check_references(session, kind, changes, user)
+    changes = _own_columns(kind, changes)
     external_id = changes.get("external_id")
     if external_id:
         owner_id = changes.get("owner_id", record.owner_id)

@@ -57,6 +57,8 @@ def _fix_path(case: Case, pools: dict[str, Any]) -> None:
     deleting = case.operation.method.upper() == "DELETE"
     if "message_id" in params:
         params["message_id"] = _pick(pools["messages"])
+    if "broadcast_id" in params:
+        params["broadcast_id"] = _pick(pools["broadcasts"], params["broadcast_id"])
     for name, pool in (("recipient_id", pools["recipients"]), ("typology_id", pools["typologies"])):
         ids = pool.get(kind) if name in params and kind is not None else None
         # Deletes may use up a pool, but never its last few records: the rest of the run needs
@@ -116,6 +118,12 @@ def _fix_recipient(body: dict[str, Any], kind: str | None, pools: dict[str, Any]
         body["sms"] = _pick(pools["phones"])
     if body.get("email") is not None:
         body["email"] = _pick(pools["emails"])
+    if "related_customer_id" in body:
+        # Only external subjects act for a customer, and only for one that exists.
+        if kind == "external_subject" and body["related_customer_id"] is not None:
+            body["related_customer_id"] = _pick(pools["recipients"]["customer"])
+        elif kind != "external_subject":
+            body.pop("related_customer_id")
 
 
 def _fix_body(case: Case, pools: dict[str, Any]) -> None:

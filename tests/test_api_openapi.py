@@ -75,7 +75,9 @@ async def _seed(api: Api) -> dict[str, Any]:
                 f"/api/v1/recipients/{kind}/typologies", json={"name": f"{kind} {i}"}, expect=201
             )
             typologies[kind].append(created["id"])
-    for i in range(3):
+    # More than the stateful phase tends to delete through its links: a compose request always
+    # finds one left to name.
+    for i in range(8):
         created = await api.post(
             "/api/v1/message-typologies", json={"name": f"news {i}"}, expect=201
         )
@@ -96,6 +98,7 @@ async def _seed(api: Api) -> dict[str, Any]:
             )
             recipients[kind].append(created["id"])
     messages: list[int] = []
+    broadcasts: list[str] = []
     for channels, subject in ((["storage"], ""), (["email", "sms"], "Seed")):
         sent = await api.post(
             "/api/v1/messages",
@@ -108,11 +111,13 @@ async def _seed(api: Api) -> dict[str, Any]:
             expect=202,
         )
         messages += [m["id"] for m in sent["messages"]]
+        broadcasts.append(sent["broadcast_id"])
     return {
         "users": [api.admin.id, clerk.id],
         "typologies": typologies,
         "recipients": recipients,
         "messages": messages,
+        "broadcasts": broadcasts,
         "phones": ["+393331234567", "+39 333 765 4321", "3339876543", "+12025550123"],
         "emails": ["ada@example.org", "grace.hopper@example.com", "x@sub.example.net"],
         "sms_texts": ["Office closed on Friday.", "Meeting moved to 10:00"],

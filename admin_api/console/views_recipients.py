@@ -102,7 +102,9 @@ async def recipients_page(request: web.Request) -> web.Response:
     )
 
 
-def _values(data: Any, request: web.Request) -> tuple[dict[str, Any], dict[str, str]]:
+def _values(
+    data: Any, request: web.Request, kind: RecipientKind
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The recipient's fields from the form, normalised, and an error per field that is wrong."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -119,6 +121,12 @@ def _values(data: Any, request: web.Request) -> tuple[dict[str, Any], dict[str, 
     if not values["name"]:
         errors["name"] = tr(request, "Enter a name.")
     values["typology_id"] = int_field(data, "typology_id")
+    if _links_customer(kind):
+        raw = data.get("related_customer_id", "")
+        raw = raw.strip() if isinstance(raw, str) else ""
+        if raw and not (raw.isdigit() and len(raw) < 10):
+            errors["related_customer_id"] = tr(request, "Enter the number of a customer.")
+        values["related_customer_id"] = int(raw) if raw.isdigit() and len(raw) < 10 else None
     if errors:
         return values, errors
     try:
@@ -133,6 +141,10 @@ def _values(data: Any, request: web.Request) -> tuple[dict[str, Any], dict[str, 
         }.get(exc.field, exc.message)
         errors[exc.field] = message
     return values, errors
+
+
+def _links_customer(kind: RecipientKind) -> bool:
+    return hasattr(kind.model, "related_customer_id")
 
 
 async def _form_page(
@@ -152,6 +164,7 @@ async def _form_page(
             "errors": errors,
             "record": record,
             "typologies": await _typologies(request, kind),
+            "links_customer": _links_customer(kind),
         },
         status,
     )
@@ -164,7 +177,7 @@ async def new_form(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     ctx = api_context(request)
     kind = kind_of(request)
-    values, errors = _values(await form(request), request)
+    values, errors = _values(await form(request), request, kind)
     if not errors:
         try:
             async with ctx.sessions.begin() as session:
@@ -187,6 +200,7 @@ async def edit_form(request: web.Request) -> web.Response:
         record = await get_recipient(session, kind, user(request), recipient_id(request))
     values = {name: getattr(record, name) or "" for name in (*TEXT_LIMITS, "note")}
     values["typology_id"] = record.typology_id
+    values["related_customer_id"] = getattr(record, "related_customer_id", None)
     return await _form_page(request, kind, values, {}, record)
 
 
@@ -196,7 +210,7 @@ async def update(request: web.Request) -> web.Response:
     rid = recipient_id(request)
     async with ctx.sessions() as session:
         record = await get_recipient(session, kind, user(request), rid)
-    values, errors = _values(await form(request), request)
+    values, errors = _values(await form(request), request, kind)
     if not errors:
         try:
             async with ctx.sessions.begin() as session:

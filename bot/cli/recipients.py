@@ -100,6 +100,11 @@ def _add_fields(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     parser.add_argument("--external-id", help=f"your own code for it, unique per owner{clears}")
     parser.add_argument("--note", help="free text")
     parser.add_argument("--typology", help=f"typology of this kind, by name or id{clears}")
+    parser.add_argument(
+        "--related-customer",
+        metavar="ID",
+        help=f"external subjects: the id of the customer it acts for{clears}",
+    )
 
 
 def _add_add(actions: Subcommands) -> None:
@@ -178,6 +183,7 @@ def _option(field: str) -> str:
     names = {v: k for k, v in TEXT_OPTIONS.items()} | {
         "telegram_opted_out": "opted_out",
         "telegram_blocked": "blocked",
+        "related_customer_id": "related_customer",
     }
     return "--" + names.get(field, field).replace("_", "-")
 
@@ -198,6 +204,14 @@ def _values(
         for dest, field in (("opted_out", "telegram_opted_out"), ("blocked", "telegram_blocked")):
             if getattr(args, dest) is not None:
                 given[field] = getattr(args, dest)
+    related = getattr(args, "related_customer", None)
+    if related is not None:
+        if related == "" and schema is RecipientPatch:
+            given["related_customer_id"] = None
+        elif related.isdigit():
+            given["related_customer_id"] = int(related)
+        else:
+            raise UsageError("--related-customer: a customer id (a whole number)")
     try:
         body = schema.model_validate(given)
         values = normalize_addresses(
