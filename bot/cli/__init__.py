@@ -16,7 +16,17 @@ from pydantic import ValidationError
 
 from admin_api.errors import ApiError
 from bot import cli_errors, event_loop
-from bot.cli import audit, broadcast, keys, messages, recipients, service, typologies, users
+from bot.cli import (
+    audit,
+    broadcast,
+    broadcasts,
+    keys,
+    messages,
+    recipients,
+    service,
+    typologies,
+    users,
+)
 from bot.cli.common import CliError, UsageError, print_json, validation_message
 from bot.logging_setup import Redactor, configure_logging
 from bot.sandbox_mode import SandboxBusyError
@@ -27,7 +37,17 @@ from persistence.migrate import SchemaOutOfDateError
 
 log = logging.getLogger("herald")
 
-COMMAND_MODULES = (service, recipients, typologies, broadcast, messages, keys, users, audit)
+COMMAND_MODULES = (
+    service,
+    recipients,
+    typologies,
+    broadcast,
+    broadcasts,
+    messages,
+    keys,
+    users,
+    audit,
+)
 
 EXAMPLES = """\
 first steps (after `make run`, in a second terminal):
