@@ -234,6 +234,22 @@ async def test_a_scheduled_broadcast_shows_its_time_and_can_be_cancelled(
     assert past.status == 422 and 'id="error-send_at"' in past.text
 
 
+async def test_a_telegram_broadcast_is_recalled_after_a_confirmation(console: Console) -> None:
+    """Recall asks first, cancels what is pending, and cannot be asked twice."""
+    browser = await console.user("alice")
+    await _customers(console, "alice", 2, telegram_chat_id=lambda i: 880_000 + i)
+    bid = await _send(browser, channels=["telegram"], send_at="2099-06-01T09:30")
+    page = await browser.get(f"/broadcasts/{bid}")
+    assert 'id="recall"' in page.text
+    confirm = await browser.get(f"/broadcasts/{bid}/recall")
+    assert confirm.has("Recall this broadcast?")
+    done = await browser.post(f"/broadcasts/{bid}/recall", {})
+    assert done.has("Recall started: 2 deliveries cancelled, 0 Telegram messages being deleted.")
+    assert 'id="recall"' not in done.text
+    again = await browser.post(f"/broadcasts/{bid}/recall", {})
+    assert again.status == 409 and again.has("There is nothing left to recall.")
+
+
 async def test_another_users_broadcast_is_not_found(console: Console) -> None:
     """Bob, not a superuser, gets a 404 page for Alice's broadcast and its parts."""
     alice = await console.user("alice")

@@ -35,6 +35,7 @@ from persistence.message_queries import (
 )
 from persistence.models import DeliveryStatus, MessageStatus
 from persistence.outbox import OPEN_MESSAGE_STATUSES
+from persistence.recall import is_recall, start_recall
 
 Route = tuple[str, str, Any, str]
 _BROADCAST_ID = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -105,11 +106,18 @@ async def broadcast_page(request: web.Request) -> web.Response:
     context = await _page_context(request)
     views: list[MessageView] = context["views"]
     cancellable = any(v.message.status in OPEN_MESSAGE_STATUSES for v in views)
+    recallable = _recallable(views)
     live = any(v.message.status not in (MessageStatus.DONE, MessageStatus.CANCELLED) for v in views)
     return await render(
         request,
         "broadcast.html",
-        {**context, "first": views[0].message, "cancellable": cancellable, "live": live},
+        {
+            **context,
+            "first": views[0].message,
+            "cancellable": cancellable,
+            "recallable": recallable,
+            "live": live,
+        },
     )
 
 
@@ -146,6 +154,60 @@ async def cancel(request: web.Request) -> web.Response:
         raise PageError(409, tr(request, "Every delivery of this broadcast is already final."))
     await flash(
         request, tr(request, "Cancelled: %(count)s deliveries will not be sent.", count=cancelled)
+    )
+    return redirect(f"/broadcasts/{broadcast_id(request)}")
+
+
+def _recallable(views: list[MessageView]) -> bool:
+    """A Telegram channel with something pending or delivered, and no recall asked yet."""
+    if any(is_recall(v.message) for v in views):
+        return False
+    return any(
+        v.message.channel == "telegram"
+        and (v.message.status in OPEN_MESSAGE_STATUSES or v.counters.get(DeliveryStatus.SUCCESS))
+        for v in views
+    )
+
+
+async def recall_confirm(request: web.Request) -> web.Response:
+    views = await _views(request)
+    return await render(
+        request,
+        "broadcast_recall.html",
+        {"views": views, "first": views[0].message, "bid": broadcast_id(request)},
+    )
+
+
+async def recall(request: web.Request) -> web.Response:
+    """Cancel what is pending and delete what Telegram delivered (the API's recall)."""
+    ctx = api_context(request)
+    views = [v for v in await _views(request) if not is_recall(v.message)]
+    me = user(request)
+    cancelled = 0
+    for view in views:
+        if view.message.status in OPEN_MESSAGE_STATUSES:
+            cancelled += await ctx.cancel(view.message.id, None)
+    try:
+        async with ctx.sessions.begin() as session:
+            started = await start_recall(
+                session,
+                [v.message for v in views],
+                me,
+                ctx.clock(),
+                actor(request),
+                cancelled=cancelled,
+            )
+    except ConflictError:
+        raise PageError(409, tr(request, "There is nothing left to recall.")) from None
+    await flash(
+        request,
+        tr(
+            request,
+            "Recall started: %(cancelled)s deliveries cancelled, %(deleted)s Telegram messages "
+            "being deleted.",
+            cancelled=started.cancelled,
+            deleted=started.to_delete,
+        ),
     )
     return redirect(f"/broadcasts/{broadcast_id(request)}")
 
@@ -190,6 +252,8 @@ def routes(_context: ApiContext) -> list[Route]:
         ("GET", base + "/deliveries", deliveries_partial, "deliveries"),
         ("GET", base + "/cancel", cancel_confirm, "cancel_confirm"),
         ("POST", base + "/cancel", cancel, "cancel"),
+        ("GET", base + "/recall", recall_confirm, "recall_confirm"),
+        ("POST", base + "/recall", recall, "recall"),
         ("GET", base + "/events", broadcast_events, "broadcast_events"),
         ("GET", "/progress", progress_events, "progress"),
     ]
