@@ -270,6 +270,10 @@ def _sent(answer: SendResult) -> dict[str, Any]:
     ]
     if answer.status == "scheduled":
         lines.append(f"scheduled for {answer.send_at}; the service sends it then")
+    lines.append(
+        f"broadcast {answer.broadcast_id}: herald broadcasts show|cancel|recall "
+        f"{answer.broadcast_id}"
+    )
     return {
         "answer": answer.to_json(),
         "status": answer.status,
