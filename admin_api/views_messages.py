@@ -208,6 +208,8 @@ async def create_message(request: web.Request) -> web.Response:
         send_at=body.send_at,
         idempotency_key=_idempotency_key(request),
         extra=body.extra,
+        format=body.format,
+        buttons=[[b.model_dump() for b in row] for row in body.buttons],
     )
     if query.presend or body.presend:
         plan = await ctx.composer.presend(user, compose)
