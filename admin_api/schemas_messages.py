@@ -111,7 +111,12 @@ class ComposeBody(Body):
     include_related: bool = Field(True, description="Also reach related recipients.")
     send_at: UtcDateTime | None = Field(None, description="Schedule for later (UTC).")
     presend: bool = Field(False, description="Dry run: plan only, send nothing.")
-    extra: JsonObject = Field(default_factory=dict)
+    extra: JsonObject = Field(
+        default_factory=dict,
+        description="Free-form JSON kept with the message; format and buttons are set by their "
+        "own fields (the message's extra shows them).",
+        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
+    )
 
 
 class ComposePayload(ComposeBody):

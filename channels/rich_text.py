@@ -641,22 +641,27 @@ def _open_tags(tokens: Sequence[Token], stack: list[Token]) -> list[Token]:
     return stack
 
 
-def _cut(tokens: Sequence[Token], start: int, end: int, limit: int) -> tuple[int, int]:
+def _cut(
+    tokens: Sequence[Token], start: int, end: int, limit: int, max_entities: int
+) -> tuple[int, int]:
     """Where the part starting at ``start`` (whose tokens up to ``end`` fit) ends, and where
-    the next begins (after the dropped separator)."""
-    units_before = 0
+    the next begins (after the dropped separator). A line or paragraph break counts only when
+    the part is at least half full, of characters or of entities."""
+    units, opens = 0, 0
     best: dict[str, tuple[int, int]] = {}
     for index in range(start, min(end + 1, len(tokens))):
         token = tokens[index]
         if token.kind == "text" and token.raw in ("\n", " "):
+            half = units >= limit * 0.5 or opens >= max_entities * 0.5
             paragraph = index > start and tokens[index - 1].raw == "\n"
-            if token.raw == "\n" and paragraph and units_before - 1 >= limit * 0.5:
+            if token.raw == "\n" and paragraph and half:
                 best["\n\n"] = (index - 1, index + 1)
-            if token.raw == "\n" and units_before >= limit * 0.5:
+            if token.raw == "\n" and half:
                 best["\n"] = (index, index + 1)
             if token.raw == " " and index > start:
                 best[" "] = (index, index + 1)
-        units_before += token.units
+        units += token.units
+        opens += token.kind == "open"
     for separator, _ in _SEPARATORS:
         if separator in best:
             return best[separator]
@@ -684,7 +689,9 @@ def split_html(
             end += 1
         if end == start:  # a single placeholder longer than the limit: it goes alone
             end += 1
-        stop, resume = (end, end) if end == len(tokens) else _cut(tokens, start, end, limit)
+        stop, resume = (
+            (end, end) if end == len(tokens) else _cut(tokens, start, end, limit, max_entities)
+        )
         if stop == start:
             stop = resume = end
         still_open = _open_tags(tokens[start:stop], list(carried))

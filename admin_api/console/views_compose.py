@@ -31,8 +31,12 @@ from admin_api.console.pages import (
 )
 from admin_api.console.views_recipients import filters_from
 from admin_api.context import ApiContext
+from channels import rich_text
+from channels.base import OutgoingMessage
+from channels.composer import stored_extra
 from channels.composition import CHANNELS, ComposeRequest, CompositionError, Plan
 from channels.sms_text import analyse_sms
+from channels.telegram_channel import telegram_content
 from channels.telegram_text import TELEGRAM_TEXT_LIMIT, render_messages, utf16_len
 from persistence import enqueue
 from persistence.common_queries import PageRequest
@@ -125,6 +129,8 @@ async def check(request: web.Request) -> web.Response:
         include_related=composed.include_related,
         attachments=composed.attachments,
         send_at=composed.send_at,
+        format=composed.format,
+        buttons=composed.buttons,
     )
     plan: Plan | None = None
     if not errors:
@@ -152,11 +158,21 @@ async def _check_context(
         refs += [(p.kind, p.id) for p in [*c.invalid[:LISTED], *c.duplicates[:LISTED]]]
     async with ctx.sessions() as session:
         names = await recipient_names(session, ctx.recipient_kinds, refs)
-    parse_mode = ctx.composer.config.telegram_parse_mode
+    # The texts Telegram will get: our own escaping (telegram_text) or checked Telegram HTML
+    # (rich_text: only Telegram's tags, links only to http, https and tg), so safe to show.
+    outgoing = OutgoingMessage(
+        0,
+        "telegram",
+        compose.subject,
+        compose.body,
+        extra=stored_extra(compose),
+    )
+    content = telegram_content(outgoing, ctx.composer.config.telegram_parse_mode)
     telegram_parts = [
-        Markup(part) if parse_mode == "HTML" else part  # noqa: S704 - our own escaping (telegram_text)
-        for part in render_messages(compose.subject, compose.body, parse_mode)
+        Markup(part) if content.parse_mode == "HTML" else part  # noqa: S704 - checked above
+        for part in content.texts
     ]
+    fmt, buttons = rich_text.content_of(outgoing.extra)
     blocked = bool(plan.not_visible) or any(c.problems for c in plan.channels)
     reachable = sum(len(c.classification.valid) for c in plan.channels)
     return {
@@ -165,6 +181,8 @@ async def _check_context(
         "names": names,
         "listed": LISTED,
         "telegram_parts": telegram_parts,
+        "buttons": buttons,
+        "plain_text": rich_text.plain_text(compose.body, fmt, buttons),
         "draft": draft,
         "can_send": not blocked and reachable > 0,
         "send_at_local": i18n(request).when(compose.send_at) if compose.send_at else "",
