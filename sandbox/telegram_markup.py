@@ -30,7 +30,6 @@ from sandbox.telegram_errors import JSON, bad_request
 from sandbox.telegram_html import parse_html
 from sandbox.telegram_markdown import parse_markdown, parse_markdown_v2
 
-
 MAX_ENTITIES = 100
 
 

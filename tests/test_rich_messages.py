@@ -4,6 +4,8 @@ leaves out."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ from channels.attachments import IncomingAttachment
 from channels.composition import CompositionError
 from channels.smtp_channel import EmailChannel
 from persistence.models import Message
+from persistence.users import user_by_name
 from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.api_support import Api, running_api
 from tests.conftest import Database
+from tests.console_support import running_console
 from tests.factories import make_customers
 from tests.harness import pipeline
 from tests.test_email_channel import Server, StartServer, start_server
@@ -356,3 +360,71 @@ async def test_sms_with_nothing_but_attachments_is_refused(
                 recipients={"customer": [c.id]},
             )
         assert "the SMS would be empty" in error.value.message
+
+
+def _readme_example() -> dict[str, Any]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- rich-example:", 1)[1].split("```", 2)[1]
+    argv = shlex.split(block.replace("\\\n", " "))
+    return dict(json.loads(argv[argv.index("-d") + 1]))
+
+
+async def test_the_readme_example_works_as_written(api: Api) -> None:
+    """The README's rich example is accepted: its presend plans Telegram, email and SMS, with
+    the SMS drops listed."""
+    example = _readme_example()
+    cid = await _customer(
+        api,
+        sms=lambda i: "+393331234567",
+        email=lambda i: "a@example.com",
+        telegram_chat_id=lambda i: 5,
+    )
+    example["recipients"] = {"customer": [cid]}
+    plan = await api.post(MESSAGES, json=example, expect=200)
+    by_channel = {c["channel"]: c for c in plan["channels"]}
+    assert [by_channel[c]["valid"] for c in ("telegram", "email", "sms")] == [1, 1, 1]
+    assert by_channel["sms"]["drops"][0].startswith("formatting is not sent by SMS")
+    assert not any(c["problems"] for c in plan["channels"])
+
+
+async def test_console_check_shows_the_formatting_buttons_and_drops(
+    db: Database, tmp_path: Path
+) -> None:
+    """The console's check page previews the formatted Telegram text with its buttons, the SMS
+    text with the URLs, and the drop notes; a bad button is named next to its field."""
+    async with running_console(db, tmp_path) as console:
+        browser = await console.user("alice")
+        async with console.api.db.sessions() as session:
+            alice = await user_by_name(session, "alice")
+        assert alice is not None
+        await make_customers(
+            console.api.db.sessions,
+            1,
+            owner_id=alice.id,
+            sms=lambda i: "+393331234567",
+            telegram_chat_id=lambda i: CHAT,
+        )
+        form = {
+            "channels": ["telegram", "sms"],
+            "kind": "customer",
+            "mode": "filter",
+            "subject": "",
+            "body": "We are **closed** on [Friday](https://example.com/f)",
+            "format": "markdown",
+            "buttons": "Book https://example.com/book | Map https://example.com/map",
+        }
+        page = await browser.post("/send/check", form)
+        assert page.status == 200, page.text[:2000]
+        assert 'We are <b>closed</b> on <a href="https://example.com/f">Friday</a>' in page.text
+        assert '<a class="button" href="https://example.com/map"' in page.text
+        assert "formatting is not sent by SMS" in page.text
+        assert "We are closed on Friday (https://example.com/f)\n\nBook: " in page.text
+        assert "Book: https://example.com/book\nMap: https://example.com/map" in page.text
+        bad = await browser.post("/send/check", {**form, "buttons": "Pay javascript:alert(1)"})
+        assert bad.status == 422
+        assert (
+            "Buttons, row 1, button 1: only http://, https:// and tg:// URLs are allowed"
+            in bad.text
+        )
+        wrong = await browser.post("/send/check", {**form, "body": "**open"})
+        assert wrong.status == 422 and "line 1, column 1: unclosed **" in wrong.text

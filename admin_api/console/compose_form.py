@@ -15,7 +15,6 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from admin_api.console.pages import api_context, i18n, int_field, text_field, tr, user
-from admin_api.console.views_recipients import filters_from
 from channels import rich_text
 from channels.attachments import IncomingAttachment
 from channels.composition import CHANNELS
@@ -112,6 +111,23 @@ async def _attachments(
     return found
 
 
+def _button_error(request: web.Request, error: rich_text.ButtonError) -> str:
+    """The problem of a button, said by its row (and place in the row), counted from 1."""
+    where = re.match(r"buttons\[(\d+)\](?:\[(\d+)\])?", error.field)
+    if where is None:
+        return error.reason
+    row = int(where.group(1)) + 1
+    if where.group(2) is None:
+        return tr(request, "Buttons, row %(row)s: %(reason)s", row=row, reason=error.reason)
+    return tr(
+        request,
+        "Buttons, row %(row)s, button %(n)s: %(reason)s",
+        row=row,
+        n=int(where.group(2)) + 1,
+        reason=error.reason,
+    )
+
+
 async def read_compose_form(
     request: web.Request, data: MultiDictProxy[Any]
 ) -> tuple[ComposeForm, dict[str, str]]:
@@ -146,8 +162,7 @@ async def read_compose_form(
         buttons = rich_text.parse_button_lines(values["buttons"].splitlines())
         composed.buttons = rich_text.buttons_json(buttons)
     except rich_text.ButtonError as exc:
-        errors["buttons"] = tr(request, "%(where)s: %(reason)s", where=exc.field, reason=exc.reason)
-    composed.filters = filters_from(data, "f_")
+        errors["buttons"] = _button_error(request, exc)
     if composed.mode == "ids":
         composed.ids, bad = parse_ids(values["ids"])
         if bad is not None:
