@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,8 @@ class Button:
 
 
 Buttons = tuple[tuple[Button, ...], ...]
+# Renders placeholders in a converted text (per recipient): the personalisation's hook.
+Render = Callable[[str], str]
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*(?::\d+)?")
 
@@ -569,14 +571,17 @@ def _buttons_text(buttons: Buttons) -> str:
     return "\n".join(f"{b.label}: {b.url}" for row in buttons for b in row)
 
 
-def plain_text(body: str, fmt: Format, buttons: Buttons = ()) -> str:
+def plain_text(
+    body: str, fmt: Format, buttons: Buttons = (), *, render: Render | None = None
+) -> str:
     """The body without formatting (links as ``label (url)``), then one line per button: the
-    email's text part and the SMS text."""
+    email's text part and the SMS text. ``render`` (placeholders, no escaping) runs on the
+    result."""
     text = body if fmt is Format.TEXT else _plain(tokenize_html(telegram_html(body, fmt)))
-    if not buttons:
-        return text
-    listed = _buttons_text(buttons)
-    return f"{text.rstrip()}\n\n{listed}" if text.strip() else listed
+    if buttons:
+        listed = _buttons_text(buttons)
+        text = f"{text.rstrip()}\n\n{listed}" if text.strip() else listed
+    return render(text) if render is not None else text
 
 
 _EMAIL_TAGS = {
@@ -609,8 +614,11 @@ def _email_body(tokens: Sequence[Token]) -> str:
     return "".join(out)
 
 
-def email_html(subject: str, body: str, fmt: Format, buttons: Buttons = ()) -> str:
-    """The email's HTML part: the body with its formatting, then the buttons as links."""
+def email_html(
+    subject: str, body: str, fmt: Format, buttons: Buttons = (), *, render: Render | None = None
+) -> str:
+    """The email's HTML part: the body with its formatting, then the buttons as links.
+    ``render`` (placeholders, autoescaping) runs on the whole document."""
     tokens = tokenize_html(telegram_html(body, fmt))
     links = "".join(
         "<p>"
@@ -620,11 +628,12 @@ def email_html(subject: str, body: str, fmt: Format, buttons: Buttons = ()) -> s
         + "</p>\n"
         for row in buttons
     )
-    return (
+    page = (
         '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape_text(subject)}</title>\n</head>\n"
         f"<body>\n<p>{_email_body(tokens)}</p>\n{links}</body>\n</html>\n"
     )
+    return render(page) if render is not None else page
 
 
 # --- splitting Telegram HTML ----------------------------------------------------------------------
@@ -708,13 +717,22 @@ def split_html(
 
 
 def telegram_messages(
-    subject: str, body: str, fmt: Format, limit: int = TELEGRAM_TEXT_LIMIT
+    subject: str,
+    body: str,
+    fmt: Format,
+    limit: int = TELEGRAM_TEXT_LIMIT,
+    *,
+    render: Render | None = None,
 ) -> list[str]:
     """A rich body as Telegram HTML messages: the subject as a bold first line, then the body,
-    split within ``limit``."""
+    split within ``limit``. ``render`` (placeholders, autoescaping) runs on the whole HTML
+    before it is split, so the limits count the rendered text; its output must stay valid
+    Telegram HTML (autoescaped values are)."""
     converted = telegram_html(body, fmt)
     subject = subject.strip()
     if subject:
         heading = f"<b>{escape_text(subject)}</b>"
         converted = f"{heading}\n\n{converted}" if converted.strip() else heading
+    if render is not None:
+        converted = render(converted)
     return split_html(converted, limit)

@@ -20,6 +20,7 @@ from persistence.users import user_by_name
 from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.api_support import Api, running_api
+from tests.cli_support import Herald
 from tests.conftest import Database
 from tests.console_support import running_console
 from tests.factories import make_customers
@@ -428,3 +429,37 @@ async def test_console_check_shows_the_formatting_buttons_and_drops(
         )
         wrong = await browser.post("/send/check", {**form, "body": "**open"})
         assert wrong.status == 422 and "line 1, column 1: unclosed **" in wrong.text
+
+
+async def test_cli_broadcast_takes_a_format_and_buttons(herald: Herald, db: Database) -> None:
+    """herald broadcast --format markdown --button stores both; bad markup exits 1 naming the
+    position, a bad button exits 2."""
+    (c,) = await make_customers(db.sessions, 1)
+    to = ["--channel", "storage", "--to", f"customer:{c.id}"]
+    sent = await herald.json(
+        "broadcast",
+        *to,
+        "--format",
+        "markdown",
+        "--body",
+        "**Open** on Sunday",
+        "--button",
+        "Our site https://example.com | Map https://example.com/map",
+        "--button",
+        "Bot tg://resolve?domain=herald",
+    )
+    shown = await herald.json("messages", "show", str(sent["messages"][0]["id"]))
+    assert shown["extra"] == {
+        "format": "markdown",
+        "buttons": [
+            [
+                {"label": "Our site", "url": "https://example.com"},
+                {"label": "Map", "url": "https://example.com/map"},
+            ],
+            [{"label": "Bot", "url": "tg://resolve?domain=herald"}],
+        ],
+    }
+    bad = await herald("broadcast", *to, "--format", "html", "--body", "<b>open")
+    assert bad.code == 1 and "line 1, column 1: <b> is never closed" in bad.err
+    button = await herald("broadcast", *to, "--body", "x", "--button", "Pay javascript:x")
+    assert button.code == 2 and "--button: only http://, https:// and tg://" in button.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import jinja2
 import pytest
 
 from channels.rich_text import (
@@ -203,3 +204,29 @@ def test_subject_is_a_bold_first_line() -> None:
     assert telegram_messages("Fish & chips", "*today*", Format.MARKDOWN) == [
         "<b>Fish &amp; chips</b>\n\n<i>today</i>"
     ]
+
+
+def test_placeholders_render_after_conversion_with_autoescape() -> None:
+    """Converted first, rendered after (Jinja2 autoescaping, as personalisation does): the value
+    arrives as text, never as markup, and the split counts the rendered text."""
+    env = jinja2.Environment(autoescape=True)
+    name = "<Ann & 'Bob'> **x**"
+
+    def render(text: str) -> str:
+        return env.from_string(text).render(name=name)
+
+    (part,) = telegram_messages(
+        "Hi {{ name }}", "Dear **{{ name }}**", Format.MARKDOWN, render=render
+    )
+    parsed = parse_text(part, "HTML")
+    assert parsed.text == f"Hi {name}\n\nDear {name}"
+    assert [e["type"] for e in parsed.entities] == ["bold", "bold"]
+    plain_env = jinja2.Environment(autoescape=False)  # noqa: S701 - a plain-text part, not HTML
+    text = plain_text(
+        "Dear **{{ name }}**",
+        Format.MARKDOWN,
+        render=lambda t: plain_env.from_string(t).render(name=name),
+    )
+    assert text == f"Dear {name}"
+    page = email_html("S", "Dear **{{ name }}**", Format.MARKDOWN, render=render)
+    assert "Dear <b>&lt;Ann &amp; &#39;Bob&#39;&gt; **x**</b>" in page
