@@ -429,6 +429,12 @@ async def test_console_check_shows_the_formatting_buttons_and_drops(
         )
         wrong = await browser.post("/send/check", {**form, "body": "**open"})
         assert wrong.status == 422 and "line 1, column 1: unclosed **" in wrong.text
+        counted = await browser.post(
+            "/send/counters",
+            {"subject": "", "body": "**Hi** [x](https://e.example)", "format": "markdown"},
+        )
+        assert "Telegram: 4 of 4,096 characters" in counted.text
+        assert "SMS: GSM, 24 characters" in counted.text  # Hi x (https://e.example)
 
 
 async def test_cli_broadcast_takes_a_format_and_buttons(herald: Herald, db: Database) -> None:

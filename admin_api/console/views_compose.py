@@ -62,17 +62,28 @@ def _field(error: CompositionError) -> str:
     return {"typology": "typology_id", "extra": "form"}.get(head, head)
 
 
-def counters(request: web.Request, subject: str, body: str) -> dict[str, Any]:
+def counters(request: web.Request, subject: str, body: str, fmt: str = "text") -> dict[str, Any]:
     """Telegram length and messages, SMS encoding and fragments, email length: the channels' own
-    rules (the same functions the composer plans with)."""
+    rules (the same functions the composer plans with). A Markdown or HTML body is counted as
+    Telegram shows it and as the SMS says it; while its markup is unfinished, as typed."""
     config = api_context(request).composer.config
-    sms = analyse_sms(body, max_fragments=config.sms_max_fragments)
     parts = render_messages(subject, body, config.telegram_parse_mode) if body or subject else []
+    units, sms_text = utf16_len(body), body
+    if fmt in rich_text.FORMATS and fmt != rich_text.Format.TEXT:
+        try:
+            rich = rich_text.Format(fmt)
+            units = sum(
+                t.units for t in rich_text.tokenize_html(rich_text.telegram_html(body, rich))
+            )
+            parts = rich_text.telegram_messages(subject, body, rich) if body or subject else []
+            sms_text = rich_text.plain_text(body, rich)
+        except rich_text.MarkupError:
+            pass
     return {
-        "telegram_units": utf16_len(body),
+        "telegram_units": units,
         "telegram_limit": TELEGRAM_TEXT_LIMIT,
         "telegram_parts": len(parts),
-        "sms": sms,
+        "sms": analyse_sms(sms_text, max_fragments=config.sms_max_fragments),
         "sms_limit": config.sms_max_fragments,
         "email_chars": len(subject) + len(body),
     }
@@ -96,7 +107,9 @@ async def _form_context(
         "kinds": ctx.recipient_kinds.names(),
         "message_typologies": message_typologies,
         "recipient_typologies": recipient_typologies,
-        "counters": counters(request, values.get("subject", ""), values.get("body", "")),
+        "counters": counters(
+            request, values.get("subject", ""), values.get("body", ""), values.get("format", "")
+        ),
         "draft": draft,
     }
 
@@ -223,7 +236,8 @@ async def live_counters(request: web.Request) -> web.Response:
     data = await form(request)
     body = data.get("body", "")
     subject = text_field(data, "subject", 1000)
-    context = counters(request, subject, body[:100_001] if isinstance(body, str) else "")
+    fmt = text_field(data, "format", 10)
+    context = counters(request, subject, body[:100_001] if isinstance(body, str) else "", fmt)
     return await render(request, "_counters.html", {"counters": context})
 
 
