@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from admin_api.console.pages import api_context, i18n, int_field, text_field, tr, user
+from admin_api.console.views_recipients import filters_from
 from channels import rich_text
 from channels.attachments import IncomingAttachment
 from channels.composition import CHANNELS
@@ -163,6 +164,7 @@ async def read_compose_form(
         composed.buttons = rich_text.buttons_json(buttons)
     except rich_text.ButtonError as exc:
         errors["buttons"] = _button_error(request, exc)
+    composed.filters = filters_from(data, "f_")
     if composed.mode == "ids":
         composed.ids, bad = parse_ids(values["ids"])
         if bad is not None:
