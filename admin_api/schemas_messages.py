@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -25,6 +25,7 @@ from admin_api.schemas import (
     UtcDateTime,
 )
 from admin_api.schemas_broadcasts import BROADCAST_ID_PATTERN
+from channels import rich_text
 from channels.composer import BLANK_CHARACTERS
 from persistence.models import DeliveryStatus, Direction, MessageStatus
 
@@ -49,6 +50,25 @@ def _selects_someone(schema: dict[str, Any]) -> None:
     schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
 
 
+# What the composer accepts as a button's URL, roughly (it also checks the host name).
+URL_PATTERN = r"^([hH][tT][tT][pP][sS]?://[A-Za-z0-9]|[tT][gG]://[^\s])[^\s]*$"
+
+
+class ButtonIn(Body):
+    """An inline URL button: on Telegram under the message; in email a link; in SMS its URL."""
+
+    label: Annotated[
+        str,
+        Field(min_length=1, max_length=rich_text.MAX_BUTTON_LABEL, json_schema_extra=HAS_TEXT),
+    ]
+    url: Annotated[str, Field(min_length=1, max_length=rich_text.MAX_URL, pattern=URL_PATTERN)] = (
+        Field(description="http://, https:// or tg:// only.")
+    )
+
+
+ButtonRow = Annotated[list[ButtonIn], Field(min_length=1, max_length=rich_text.MAX_BUTTONS_PER_ROW)]
+
+
 class ComposeBody(Body):
     """A broadcast: one message per channel to the named recipients and typology selections.
 
@@ -64,7 +84,21 @@ class ComposeBody(Body):
         description="The text; not blank. With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
         json_schema_extra={"allOf": [HAS_TEXT]},
     )
-    body_html: HtmlText | None = None
+    body_html: HtmlText | None = Field(
+        None, description="The email's HTML part as given (else made from the body)."
+    )
+    format: Literal["text", "markdown", "html"] = Field(
+        "text",
+        description="How the body is written: text (as typed, the default), markdown "
+        "(**bold**, *italic*, `code`, [label](https://…), line breaks) or html (Telegram's "
+        "tags only). Invalid markup is a 422 naming its line and column.",
+    )
+    buttons: list[ButtonRow] = Field(
+        default_factory=list,
+        max_length=rich_text.MAX_BUTTON_ROWS,
+        description="URL buttons, rows of {label, url}: under the Telegram message, as links "
+        "in email, as addresses in the SMS text.",
+    )
     typology_id: Id | None = Field(None, description="A message typology.")
     recipients: dict[KindName, IdList] = Field(
         default_factory=dict,
@@ -86,7 +120,12 @@ class ComposeBody(Body):
         False, description="When `send_at` has already passed, send at once instead of refusing."
     )
     presend: bool = Field(False, description="Dry run: plan only, send nothing.")
-    extra: JsonObject = Field(default_factory=dict)
+    extra: JsonObject = Field(
+        default_factory=dict,
+        description="Free-form JSON kept with the message; format and buttons are set by their "
+        "own fields (the message's extra shows them).",
+        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
+    )
 
 
 class ComposePayload(ComposeBody):
@@ -125,6 +164,9 @@ class ChannelPlanOut(BaseModel):
     cost_per_unit: str
     estimated_cost: str
     problems: list[str]
+    drops: list[str] = Field(
+        default_factory=list, description="What this channel leaves out of the content."
+    )
     sms: SmsOut | None = None
     telegram_parts: int | None = None
 

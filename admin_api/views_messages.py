@@ -59,8 +59,9 @@ MULTIPART = "multipart/form-data"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _CHUNK = 64 * 1024
 MESSAGE_ID = {"message_id": id_param("The message id.", big=True)}
-# Two rules span the parts and are stated in words (JSON Schema conditionals over binary parts
-# trip schemathesis): the text may be blank only with attachments, and SMS carry none.
+# A rule spans the parts and is stated in words (JSON Schema conditionals over binary parts
+# trip schemathesis): the text may be blank only with attachments, and never with sms (an SMS
+# carries the text alone; presend lists what it drops).
 COMPOSE_FORM = MultipartForm(
     {
         "payload": ComposePayload,
@@ -68,7 +69,8 @@ COMPOSE_FORM = MultipartForm(
             "type": "array",
             "items": {"type": "string", "format": "binary"},
             "maxItems": 10,
-            "description": "Files, each at most MAX_ATTACHMENT_BYTES; not with the sms channel.",
+            "description": "Files (parts with a filename), each at most MAX_ATTACHMENT_BYTES; "
+            "SMS get the text only.",
         },
     },
     required=("payload",),
@@ -158,7 +160,14 @@ async def _multipart(request: web.Request) -> tuple[ComposeBody, list[IncomingAt
                 raw = await _read_part(part, ctx.max_request_bytes, "payload")
                 payload = parse_json(raw, ComposePayload, "payload")
             elif part.name == "attachments":
-                name = part.filename or f"attachment-{len(attachments) + 1}"
+                if not part.filename:
+                    raise ApiError(
+                        422,
+                        "validation_error",
+                        "attachments: each attachment is a file (a part with a filename)",
+                        [{"loc": ["body", "attachments"], "message": "not a file"}],
+                    )
+                name = part.filename
                 data = await _read_part(part, ctx.max_attachment_bytes, f"attachment {name!r}")
                 received += len(data)
                 if received > ctx.max_request_bytes:
@@ -209,6 +218,8 @@ async def create_message(request: web.Request) -> web.Response:
         send_now_if_past=body.send_now_if_past,
         idempotency_key=_idempotency_key(request),
         extra=body.extra,
+        format=body.format,
+        buttons=[[b.model_dump() for b in row] for row in body.buttons],
     )
     if query.presend or body.presend:
         plan = await ctx.composer.presend(user, compose)

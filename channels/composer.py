@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels import rich_text
 from channels.addresses import CHANNEL_FIELDS, Candidate, Classification, Classifier, classify
 from channels.attachments import (
     AttachmentTooLargeError,
@@ -31,7 +32,9 @@ from channels.attachments import (
 )
 from channels.clock import Clock
 from channels.composition import (
+    BUTTONS_EXTRA_KEY,
     CHANNELS,
+    FORMAT_EXTRA_KEY,
     REPLY_EXTRA_KEY,
     ChannelPlan,
     ComposerConfig,
@@ -195,8 +198,7 @@ class Composer:
                         )
                     ),
                 )
-        if request.attachments and "sms" in request.channels:
-            raise CompositionError("attachments", "SMS cannot carry attachments")
+        self._validate_content(request)
         if request.extra.get(REPLY_EXTRA_KEY):
             named = sum(len(set(ids)) for ids in request.recipients.values())
             if (
@@ -210,6 +212,27 @@ class Composer:
                     "a reply goes on telegram alone to exactly one named recipient, "
                     "without related recipients",
                 )
+
+    def _validate_content(self, request: ComposeRequest) -> None:
+        """The format, the markup of the body and the buttons (channels.rich_text)."""
+        if request.format not in rich_text.FORMATS:
+            raise CompositionError(
+                "format",
+                f"unknown format {request.format!r}; use one of {', '.join(rich_text.FORMATS)}",
+            )
+        for key in (FORMAT_EXTRA_KEY, BUTTONS_EXTRA_KEY):
+            if key in request.extra:
+                raise CompositionError(f"extra.{key}", f"set {key} as a field of its own")
+        try:
+            rich_text.check_body(request.body, rich_text.Format(request.format))
+        except rich_text.MarkupError as exc:
+            raise CompositionError(
+                "body", f"invalid {request.format}: {exc}", exc.details
+            ) from None
+        try:
+            rich_text.check_buttons(request.buttons)
+        except rich_text.ButtonError as exc:
+            raise CompositionError(exc.field, exc.reason) from None
 
     async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
         candidates, not_visible = await self._candidates(session, user, request)
@@ -239,21 +262,30 @@ class Composer:
         self, channel: str, request: ComposeRequest, classification: Classification
     ) -> ChannelPlan:
         plan = ChannelPlan(channel, classification, 1, self.config.costs.get(channel, Decimal(0)))
+        fmt = rich_text.Format(request.format)
+        buttons = rich_text.check_buttons(request.buttons)
         if channel == "sms":
-            analysis = analyse_sms(request.body, max_fragments=self.config.sms_max_fragments)
+            text = rich_text.plain_text(request.body, fmt, buttons)
+            analysis = analyse_sms(text, max_fragments=self.config.sms_max_fragments)
             plan.sms = analysis
             plan.units_per_recipient = analysis.fragments
-            if not analysis.fits:
+            plan.drops = sms_drops(request)
+            if not has_text(text):
+                plan.problems.append("the SMS would be empty: SMS carries only the text")
+            elif not analysis.fits:
                 plan.problems.append(
                     f"the text needs {analysis.fragments} SMS fragments ({analysis.encoding}); "
                     f"the limit is {self.config.sms_max_fragments}"
                 )
         elif channel == "telegram":
-            parts = len(
-                render_messages(request.subject, request.body, self.config.telegram_parse_mode)
-            )
-            plan.telegram_parts = parts
-            plan.units_per_recipient = parts + len(request.attachments)
+            if fmt is rich_text.Format.TEXT:
+                texts = render_messages(
+                    request.subject, request.body, self.config.telegram_parse_mode
+                )
+            else:
+                texts = rich_text.telegram_messages(request.subject, request.body, fmt)
+            plan.telegram_parts = len(texts)
+            plan.units_per_recipient = len(texts) + len(request.attachments)
         return plan
 
     async def _resolve(
@@ -408,7 +440,7 @@ class Composer:
                     body=request.body,
                     body_html=request.body_html,
                     typology_id=request.typology_id,
-                    extra=request.extra,
+                    extra=stored_extra(request),
                     cost_per_unit=channel_plan.cost_per_unit,
                     sender_id=user.id,
                     sender_name=user.username,
@@ -497,6 +529,28 @@ class Composer:
         }
         await enqueue.set_initial_counters(session, message_id, counts)
         return counts
+
+
+def sms_drops(request: ComposeRequest) -> list[str]:
+    """What an SMS leaves out of the broadcast's content, said the way presend shows it."""
+    drops = []
+    if request.attachments:
+        drops.append("attachments are not sent by SMS")
+    if request.format != rich_text.Format.TEXT:
+        drops.append("formatting is not sent by SMS (links are written out as their addresses)")
+    if request.buttons:
+        drops.append("buttons are not sent by SMS (their addresses are added to the text)")
+    return drops
+
+
+def stored_extra(request: ComposeRequest) -> dict[str, Any]:
+    """The message's ``extra``: the request's, with the format and buttons when they are used."""
+    extra = dict(request.extra)
+    if request.format != rich_text.Format.TEXT:
+        extra[FORMAT_EXTRA_KEY] = request.format
+    if request.buttons:
+        extra[BUTTONS_EXTRA_KEY] = rich_text.buttons_json(rich_text.check_buttons(request.buttons))
+    return extra
 
 
 def _add_found(

@@ -22,6 +22,10 @@ CHANNELS = ("telegram", "email", "sms", "storage")
 # Telegram channel sends it with the replies' priority on the shared budget. Only a message to
 # exactly one named recipient on Telegram alone may carry it, so no broadcast can jump the queue.
 REPLY_EXTRA_KEY = "reply"
+# A rich body's format ("markdown" or "html"; absent for plain text) and its URL buttons (rows of
+# {"label", "url"}) are stored in the message's ``extra`` under these keys (channels.rich_text).
+FORMAT_EXTRA_KEY = "format"
+BUTTONS_EXTRA_KEY = "buttons"
 
 
 class CompositionError(Exception):
@@ -78,10 +82,14 @@ class ComposeRequest:
     send_now_if_past: bool = False
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # "text" (escaped as written), "markdown" or "html" (channels.rich_text)
+    format: str = "text"
+    # URL buttons: rows of {"label": ..., "url": ...}, at most 3 rows of 3
+    buttons: list[list[dict[str, str]]] = field(default_factory=list)
 
     def fingerprint(self) -> str:
         """Identifies the request's content, so a reused Idempotency-Key can be checked."""
-        canonical = {
+        canonical: dict[str, Any] = {
             "channels": self.channels,
             "body": self.body,
             "subject": self.subject,
@@ -96,6 +104,11 @@ class ComposeRequest:
             "send_at": self.send_at.isoformat() if self.send_at else None,
             "extra": self.extra,
         }
+        # Only when used, so the fingerprints of requests made before they existed still match.
+        if self.format != "text":
+            canonical["format"] = self.format
+        if self.buttons:
+            canonical["buttons"] = self.buttons
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -107,6 +120,8 @@ class ChannelPlan:
     units_per_recipient: int
     cost_per_unit: Decimal
     problems: list[str] = field(default_factory=list)
+    # What this channel leaves out of the content ("attachments are not sent by SMS")
+    drops: list[str] = field(default_factory=list)
     sms: SmsAnalysis | None = None
     telegram_parts: int | None = None
 
@@ -131,6 +146,7 @@ class ChannelPlan:
             "cost_per_unit": str(self.cost_per_unit),
             "estimated_cost": str(self.estimated_cost),
             "problems": self.problems,
+            "drops": self.drops,
         }
         if self.sms is not None:
             result["sms"] = {

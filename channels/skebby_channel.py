@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from channels import rich_text
 from channels.base import Delivery, DeliveryResult, Outcome, OutgoingMessage
 from channels.skebby_gateway import (
     MessageType,
@@ -51,6 +52,15 @@ def outcome_of_state(state: OrderState) -> Outcome:
     if state in PENDING_STATES:
         return Outcome.UNKNOWN
     return Outcome.FAILED
+
+
+def sms_text(message: OutgoingMessage) -> str:
+    """What an SMS says: the body without formatting (links written out as ``label (url)``),
+    then the buttons' addresses, one a line."""
+    fmt, buttons = rich_text.content_of(message.extra)
+    if fmt is rich_text.Format.TEXT and not buttons:
+        return message.body
+    return rich_text.plain_text(message.body, fmt, buttons)
 
 
 def same_number(a: str, b: str) -> bool:
@@ -98,7 +108,13 @@ class SkebbyChannel:
             return DeliveryResult.for_all(
                 deliveries, Outcome.RETRY, detail="internal error: batch without one order id"
             )
-        analysis = analyse_sms(message.body, max_fragments=self.max_fragments)
+        try:
+            text = sms_text(message)
+        except rich_text.MarkupError as exc:
+            return DeliveryResult.for_all(
+                deliveries, Outcome.FAILED, detail=f"invalid markup: {exc}"
+            )
+        analysis = analyse_sms(text, max_fragments=self.max_fragments)
         if analysis.fragments == 0:
             return DeliveryResult.for_all(deliveries, Outcome.FAILED, detail="empty SMS text")
         if not analysis.fits and not self.truncate:
@@ -111,7 +127,7 @@ class SkebbyChannel:
         units = min(analysis.fragments, self.max_fragments)
         try:
             result = await self.gateway.send_sms(
-                message.body,
+                text,
                 [d.address for d in deliveries],
                 message_type=self.message_type,
                 sender=self.sender,
@@ -152,7 +168,7 @@ class SkebbyChannel:
         if status is None:
             logger.info("Skebby never accepted order %s: sending it again", order_id)
             return None
-        analysis = analyse_sms(message.body, max_fragments=self.max_fragments)
+        analysis = analyse_sms(sms_text(message), max_fragments=self.max_fragments)
         units = min(analysis.fragments, self.max_fragments)
         logger.info("Skebby had accepted order %s before the answer was lost", order_id)
         return [self._probed(d, status, units) for d in deliveries]

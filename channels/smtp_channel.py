@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiosmtplib
 
+from channels import rich_text
 from channels.base import (
     Delivery,
     DeliveryResult,
@@ -193,10 +194,16 @@ class EmailChannel:
         mail["Message-ID"] = message_id_for(message.id, delivery.id, config.sender)
         # RFC 3834: tells vacation responders not to answer a notification.
         mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(message.body)
-        mail.add_alternative(
-            message.body_html or text_to_html(message.subject, message.body), subtype="html"
-        )
+        # A Markdown or HTML body (and any buttons) makes both parts: the HTML with its
+        # formatting and the buttons as links, the text with each link's address written out.
+        fmt, buttons = rich_text.content_of(message.extra)
+        if fmt is rich_text.Format.TEXT and not buttons:
+            text, body_html = message.body, text_to_html(message.subject, message.body)
+        else:
+            text = rich_text.plain_text(message.body, fmt, buttons)
+            body_html = rich_text.email_html(message.subject, message.body, fmt, buttons)
+        mail.set_content(text)
+        mail.add_alternative(message.body_html or body_html, subtype="html")
         for attachment, data in zip(message.attachments, attachments, strict=True):
             maintype, _, subtype = attachment.content_type.partition("/")
             if not maintype or not subtype:

@@ -7,7 +7,10 @@ with the conversation handlers, whose replies go first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from channels import rich_text
 from channels.base import (
     Delivery,
     DeliveryResult,
@@ -19,13 +22,42 @@ from channels.base import (
     StoredAttachment,
     TransientDeliveryError,
 )
-from channels.composition import REPLY_EXTRA_KEY
+from channels.composition import BUTTONS_EXTRA_KEY, FORMAT_EXTRA_KEY, REPLY_EXTRA_KEY
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.telegram_text import render_messages
 from persistence.recall import RECALL_EXTRA_KEY, parse_recall_address
 
 PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram's limit for sendPhoto; larger images go as documents
+
+
+@dataclass(frozen=True)
+class TelegramContent:
+    """A message as Telegram gets it: the texts (split), their parse mode and the URL buttons,
+    which go on the last message sent (the last text, or the last attachment)."""
+
+    texts: list[str]
+    parse_mode: str | None
+    reply_markup: dict[str, Any] | None
+
+
+def telegram_content(message: OutgoingMessage, parse_mode: str | None) -> TelegramContent:
+    """Plain text is rendered in the configured ``parse_mode`` as always; a Markdown or HTML
+    body becomes Telegram HTML (:mod:`channels.rich_text`). Raises ``MarkupError`` for a body
+    that is not valid in its format."""
+    fmt = rich_text.format_from(message.extra.get(FORMAT_EXTRA_KEY))
+    markup = rich_text.inline_keyboard(
+        rich_text.buttons_from_json(message.extra.get(BUTTONS_EXTRA_KEY))
+    )
+    if not (message.body.strip() or message.subject.strip()):
+        return TelegramContent([], parse_mode, markup)
+    if fmt is rich_text.Format.TEXT:
+        return TelegramContent(
+            render_messages(message.subject, message.body, parse_mode), parse_mode, markup
+        )
+    return TelegramContent(
+        rich_text.telegram_messages(message.subject, message.body, fmt), "HTML", markup
+    )
 
 
 class TelegramChannel:
@@ -45,7 +77,7 @@ class TelegramChannel:
         self._limiter = limiter
         self._parse_mode = parse_mode
         self._paid = paid_broadcast
-        self._rendered: tuple[int, list[str]] | None = None
+        self._rendered: tuple[int, TelegramContent] | None = None
 
     async def send(
         self, message: OutgoingMessage, deliveries: Sequence[Delivery]
@@ -123,13 +155,17 @@ class TelegramChannel:
             )
         moved_to: int | None = None
         try:
+            content = self._content(message)
+        except rich_text.MarkupError as exc:
+            return DeliveryResult(delivery.id, Outcome.FAILED, f"invalid markup: {exc}")
+        try:
             try:
-                ids = await self._send_all(chat_id, message)
+                ids = await self._send_all(chat_id, message, content)
             except BotApiError as exc:
                 if exc.migrate_to_chat_id is None:
                     raise
                 moved_to = exc.migrate_to_chat_id  # the group became a supergroup: follow once
-                ids = await self._send_all(moved_to, message)
+                ids = await self._send_all(moved_to, message, content)
         except BotApiError as exc:
             return self._refused(delivery, exc)
         except BotApiUnavailableError as exc:
@@ -146,35 +182,41 @@ class TelegramChannel:
             new_address=str(moved_to) if moved_to is not None else None,
         )
 
-    async def _send_all(self, chat_id: int, message: OutgoingMessage) -> list[int]:
+    async def _send_all(
+        self, chat_id: int, message: OutgoingMessage, content: TelegramContent
+    ) -> list[int]:
         # An answer to one person (the console's answer box) goes ahead of broadcasts, as the
         # bot's own replies do.
         priority = bool(message.extra.get(REPLY_EXTRA_KEY))
         ids: list[int] = []
-        for part in self._texts(message):
+        last = len(content.texts) + len(message.attachments) - 1
+        for index, part in enumerate(content.texts):
             async with self._limiter.sending(chat_id, priority=priority):
                 ids.append(
                     await self._client.send_message(
-                        chat_id, part, parse_mode=self._parse_mode, paid=self._paid
+                        chat_id,
+                        part,
+                        parse_mode=content.parse_mode,
+                        paid=self._paid,
+                        reply_markup=content.reply_markup if index == last else None,
                     )
                 )
-        for attachment in message.attachments:
+        for index, attachment in enumerate(message.attachments, start=len(content.texts)):
+            markup = content.reply_markup if index == last else None
             async with self._limiter.sending(chat_id, priority=priority):
-                ids.append(await self._send_file(chat_id, attachment))
+                ids.append(await self._send_file(chat_id, attachment, markup))
         return ids
 
-    def _texts(self, message: OutgoingMessage) -> list[str]:
+    def _content(self, message: OutgoingMessage) -> TelegramContent:
         """The message rendered and split once, then reused for every recipient."""
         cached = self._rendered
         if cached is None or cached[0] != message.id:
-            has_text = bool(message.body.strip() or message.subject.strip())
-            texts = (
-                render_messages(message.subject, message.body, self._parse_mode) if has_text else []
-            )
-            cached = self._rendered = (message.id, texts)
+            cached = self._rendered = (message.id, telegram_content(message, self._parse_mode))
         return cached[1]
 
-    async def _send_file(self, chat_id: int, attachment: StoredAttachment) -> int:
+    async def _send_file(
+        self, chat_id: int, attachment: StoredAttachment, reply_markup: dict[str, Any] | None
+    ) -> int:
         return await self._client.send_file(
             chat_id,
             attachment.path,
@@ -182,6 +224,7 @@ class TelegramChannel:
             file_name=attachment.file_name,
             content_type=attachment.content_type,
             paid=self._paid,
+            reply_markup=reply_markup,
         )
 
 

@@ -96,11 +96,19 @@ class BotApiClient:
         return result
 
     async def send_message(
-        self, chat_id: int, text: str, *, parse_mode: str | None, paid: bool = False
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None,
+        paid: bool = False,
+        reply_markup: dict[str, Any] | None = None,
     ) -> int:
         data: dict[str, Any] = {"chat_id": chat_id, "text": text}
         if parse_mode:
             data["parse_mode"] = parse_mode
+        if reply_markup is not None:
+            data["reply_markup"] = reply_markup
         if paid:
             data["allow_paid_broadcast"] = True
         result = await self.call("sendMessage", data)
@@ -118,12 +126,15 @@ class BotApiClient:
         file_name: str,
         content_type: str,
         paid: bool = False,
+        reply_markup: dict[str, Any] | None = None,
     ) -> int:
         method, field = ("sendPhoto", "photo") if as_photo else ("sendDocument", "document")
         form = aiohttp.FormData(quote_fields=False)  # names are sanitized ASCII already
         form.add_field("chat_id", str(chat_id))
         if paid:
             form.add_field("allow_paid_broadcast", "true")
+        if reply_markup is not None:
+            form.add_field("reply_markup", json.dumps(reply_markup))
         content = await asyncio.to_thread(path.read_bytes)
         form.add_field(field, content, filename=file_name, content_type=content_type)
         result = await self.call(method, form)

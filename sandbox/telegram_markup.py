@@ -15,6 +15,9 @@ come to depend on that leniency. Allowed: b, strong, i, em, u, ins, s, strike, d
 ``code class="language-x"``), blockquote (optionally ``expandable``), ``tg-emoji emoji-id``;
 entities ``&lt; &gt; &amp; &quot;`` and numeric ones.
 
+Telegram formats at most 100 entities of a message (:data:`MAX_ENTITIES`): the message is sent
+and the entities after the hundredth are dropped, as here.
+
 Not simulated: the entities Telegram detects by itself in plain text (URLs, @mentions, hashtags).
 """
 
@@ -26,6 +29,8 @@ from sandbox.telegram_entities import utf16_slice as utf16_slice
 from sandbox.telegram_errors import JSON, bad_request
 from sandbox.telegram_html import parse_html
 from sandbox.telegram_markdown import parse_markdown, parse_markdown_v2
+
+MAX_ENTITIES = 100
 
 
 def _nobody(user_id: int) -> JSON | None:
@@ -93,7 +98,7 @@ def parse_text(
     entities = sorted(
         _drop_nested_in_code(parsed.entities), key=lambda e: (e["offset"], -e["length"])
     )
-    return _trim(ParsedText(parsed.text, entities))
+    return _trim(ParsedText(parsed.text, entities[:MAX_ENTITIES]))
 
 
 def plain_text(text: str, parse_mode: str | None) -> str:

@@ -31,6 +31,13 @@ from channels.composer import has_text
 _random = random.Random(1)  # reproducible: the run's --seed fixes everything else
 
 
+RICH_TEXTS = {
+    "markdown": "**Office** closed on *Friday*: [hours](https://example.com/hours)",
+    "html": '<b>Office</b> closed on <i>Friday</i>: <a href="https://example.com/h">hours</a>',
+}
+BUTTON_URLS = ["https://example.com/", "http://example.org/a?b=c", "tg://resolve?domain=herald"]
+
+
 @cache
 def _pools() -> dict[str, Any]:
     return dict(json.loads(Path(os.environ["HERALD_FUZZ_POOLS"]).read_text(encoding="utf-8")))
@@ -97,15 +104,25 @@ def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
     if "sms" in channels and isinstance(body.get("body"), str):
         # The SMS limit counts fragments, which depend on the text's alphabet: keep it to one.
         body["body"] = _pick(pools["sms_texts"])
+    if body.get("format") in RICH_TEXTS and isinstance(body.get("body"), str):
+        # Markup is checked by the composer (a 422 naming the position): send valid markup.
+        body["body"] = RICH_TEXTS[body["format"]]
+    buttons = body.get("buttons")
+    if isinstance(buttons, list):
+        # The composer also checks a URL's host name, which the document does not spell out.
+        for row in buttons:
+            for button in row if isinstance(row, list) else []:
+                if isinstance(button, dict) and isinstance(button.get("url"), str):
+                    button["url"] = _pick(BUTTON_URLS)
 
 
 def _fix_form_rules(form: dict[str, Any]) -> None:
-    """The two rules across the parts of a multipart broadcast, which the document states in
-    words: the text may be blank only with attachments, and SMS carry no attachments."""
+    """The rule across the parts of a multipart broadcast, which the document states in words:
+    the text may be blank only with attachments, and never with SMS (an SMS carries the text
+    alone)."""
     payload = form["payload"]
-    if "sms" in (payload.get("channels") or []):
-        form.pop("attachments", None)
-    if not form.get("attachments") and not has_text(str(payload.get("body", ""))):
+    sms = "sms" in (payload.get("channels") or [])
+    if (sms or not form.get("attachments")) and not has_text(str(payload.get("body", ""))):
         payload["body"] = "See the attachment."
 
 

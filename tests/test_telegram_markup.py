@@ -255,3 +255,11 @@ def test_text_mention_for_known_users_only() -> None:
     parsed = parse_text('<a href="tg://user?id=7">Ann</a> <a href="tg://user?id=8">Bo</a>', "HTML",
                         users=known.get)  # fmt: skip
     assert parsed.entities == [{"type": "text_mention", "offset": 0, "length": 3, "user": known[7]}]
+
+
+def test_entities_after_the_hundredth_are_dropped() -> None:
+    """Telegram formats the first 100 entities of a message; the text after keeps no format."""
+    parsed = parse_text(" ".join(f"<b>{i}</b>" for i in range(150)), "HTML")
+    assert parsed.text == " ".join(str(i) for i in range(150))
+    assert len(parsed.entities) == 100
+    assert utf16_slice(parsed.text, parsed.entities[-1]["offset"], 2) == "99"

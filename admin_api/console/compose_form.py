@@ -16,6 +16,7 @@ from multidict import MultiDictProxy
 
 from admin_api.console.pages import api_context, i18n, int_field, text_field, tr, user
 from admin_api.console.views_recipients import filters_from
+from channels import rich_text
 from channels.attachments import IncomingAttachment
 from channels.composition import CHANNELS
 from persistence.recipient_queries import RecipientFilter, recipient_ids
@@ -49,6 +50,8 @@ class ComposeForm:
     body: str = ""
     attachments: list[IncomingAttachment] = field(default_factory=list)
     send_at: datetime | None = None
+    format: str = "text"
+    buttons: list[list[dict[str, str]]] = field(default_factory=list)
 
 
 def parse_ids(text: str) -> tuple[list[int], str | None]:
@@ -109,6 +112,23 @@ async def _attachments(
     return found
 
 
+def _button_error(request: web.Request, error: rich_text.ButtonError) -> str:
+    """The problem of a button, said by its row (and place in the row), counted from 1."""
+    where = re.match(r"buttons\[(\d+)\](?:\[(\d+)\])?", error.field)
+    if where is None:
+        return error.reason
+    row = int(where.group(1)) + 1
+    if where.group(2) is None:
+        return tr(request, "Buttons, row %(row)s: %(reason)s", row=row, reason=error.reason)
+    return tr(
+        request,
+        "Buttons, row %(row)s, button %(n)s: %(reason)s",
+        row=row,
+        n=int(where.group(2)) + 1,
+        reason=error.reason,
+    )
+
+
 async def read_compose_form(
     request: web.Request, data: MultiDictProxy[Any]
 ) -> tuple[ComposeForm, dict[str, str]]:
@@ -127,6 +147,8 @@ async def read_compose_form(
         "subject": text_field(data, "subject", 1000),
         "body": body[: MAX_BODY + 1] if isinstance(body, str) else "",
         "send_at": text_field(data, "send_at", 32),
+        "format": text_field(data, "format", 10) or "text",
+        "buttons": text_field(data, "buttons", 20_000),
         **{name: text_field(data, name, 100) for name in FILTER_FIELDS},
     }
     composed = ComposeForm(values=values, channels=channels)
@@ -136,6 +158,12 @@ async def read_compose_form(
     composed.include_related = values["related"]
     composed.subject = values["subject"]
     composed.body = values["body"]
+    composed.format = values["format"]
+    try:
+        buttons = rich_text.parse_button_lines(values["buttons"].splitlines())
+        composed.buttons = rich_text.buttons_json(buttons)
+    except rich_text.ButtonError as exc:
+        errors["buttons"] = _button_error(request, exc)
     composed.filters = filters_from(data, "f_")
     if composed.mode == "ids":
         composed.ids, bad = parse_ids(values["ids"])

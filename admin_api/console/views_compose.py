@@ -31,8 +31,12 @@ from admin_api.console.pages import (
 )
 from admin_api.console.views_recipients import filters_from
 from admin_api.context import ApiContext
+from channels import rich_text
+from channels.base import OutgoingMessage
+from channels.composer import stored_extra
 from channels.composition import CHANNELS, ComposeRequest, CompositionError, Plan
 from channels.sms_text import analyse_sms
+from channels.telegram_channel import telegram_content
 from channels.telegram_text import TELEGRAM_TEXT_LIMIT, render_messages, utf16_len
 from persistence import enqueue
 from persistence.common_queries import PageRequest
@@ -58,17 +62,28 @@ def _field(error: CompositionError) -> str:
     return {"typology": "typology_id", "extra": "form"}.get(head, head)
 
 
-def counters(request: web.Request, subject: str, body: str) -> dict[str, Any]:
+def counters(request: web.Request, subject: str, body: str, fmt: str = "text") -> dict[str, Any]:
     """Telegram length and messages, SMS encoding and fragments, email length: the channels' own
-    rules (the same functions the composer plans with)."""
+    rules (the same functions the composer plans with). A Markdown or HTML body is counted as
+    Telegram shows it and as the SMS says it; while its markup is unfinished, as typed."""
     config = api_context(request).composer.config
-    sms = analyse_sms(body, max_fragments=config.sms_max_fragments)
     parts = render_messages(subject, body, config.telegram_parse_mode) if body or subject else []
+    units, sms_text = utf16_len(body), body
+    if fmt in rich_text.FORMATS and fmt != rich_text.Format.TEXT:
+        try:
+            rich = rich_text.Format(fmt)
+            units = sum(
+                t.units for t in rich_text.tokenize_html(rich_text.telegram_html(body, rich))
+            )
+            parts = rich_text.telegram_messages(subject, body, rich) if body or subject else []
+            sms_text = rich_text.plain_text(body, rich)
+        except rich_text.MarkupError:
+            pass
     return {
-        "telegram_units": utf16_len(body),
+        "telegram_units": units,
         "telegram_limit": TELEGRAM_TEXT_LIMIT,
         "telegram_parts": len(parts),
-        "sms": sms,
+        "sms": analyse_sms(sms_text, max_fragments=config.sms_max_fragments),
         "sms_limit": config.sms_max_fragments,
         "email_chars": len(subject) + len(body),
     }
@@ -92,7 +107,9 @@ async def _form_context(
         "kinds": ctx.recipient_kinds.names(),
         "message_typologies": message_typologies,
         "recipient_typologies": recipient_typologies,
-        "counters": counters(request, values.get("subject", ""), values.get("body", "")),
+        "counters": counters(
+            request, values.get("subject", ""), values.get("body", ""), values.get("format", "")
+        ),
         "draft": draft,
     }
 
@@ -125,6 +142,8 @@ async def check(request: web.Request) -> web.Response:
         include_related=composed.include_related,
         attachments=composed.attachments,
         send_at=composed.send_at,
+        format=composed.format,
+        buttons=composed.buttons,
     )
     plan: Plan | None = None
     if not errors:
@@ -152,11 +171,21 @@ async def _check_context(
         refs += [(p.kind, p.id) for p in [*c.invalid[:LISTED], *c.duplicates[:LISTED]]]
     async with ctx.sessions() as session:
         names = await recipient_names(session, ctx.recipient_kinds, refs)
-    parse_mode = ctx.composer.config.telegram_parse_mode
+    # The texts Telegram will get: our own escaping (telegram_text) or checked Telegram HTML
+    # (rich_text: only Telegram's tags, links only to http, https and tg), so safe to show.
+    outgoing = OutgoingMessage(
+        0,
+        "telegram",
+        compose.subject,
+        compose.body,
+        extra=stored_extra(compose),
+    )
+    content = telegram_content(outgoing, ctx.composer.config.telegram_parse_mode)
     telegram_parts = [
-        Markup(part) if parse_mode == "HTML" else part  # noqa: S704 - our own escaping (telegram_text)
-        for part in render_messages(compose.subject, compose.body, parse_mode)
+        Markup(part) if content.parse_mode == "HTML" else part  # noqa: S704 - checked above
+        for part in content.texts
     ]
+    fmt, buttons = rich_text.content_of(outgoing.extra)
     blocked = bool(plan.not_visible) or any(c.problems for c in plan.channels)
     reachable = sum(len(c.classification.valid) for c in plan.channels)
     return {
@@ -165,6 +194,8 @@ async def _check_context(
         "names": names,
         "listed": LISTED,
         "telegram_parts": telegram_parts,
+        "buttons": buttons,
+        "plain_text": rich_text.plain_text(compose.body, fmt, buttons),
         "draft": draft,
         "can_send": not blocked and reachable > 0,
         "send_at_local": i18n(request).when(compose.send_at) if compose.send_at else "",
@@ -205,7 +236,8 @@ async def live_counters(request: web.Request) -> web.Response:
     data = await form(request)
     body = data.get("body", "")
     subject = text_field(data, "subject", 1000)
-    context = counters(request, subject, body[:100_001] if isinstance(body, str) else "")
+    fmt = text_field(data, "format", 10)
+    context = counters(request, subject, body[:100_001] if isinstance(body, str) else "", fmt)
     return await render(request, "_counters.html", {"counters": context})
 
 

@@ -37,6 +37,7 @@ from bot.context import HeraldContext
 from bot.delivery import build_channels, build_composer, build_dispatcher
 from bot.sandbox_mode import telegram_endpoint
 from bot.settings import Settings
+from channels import rich_text
 from channels.attachments import IncomingAttachment
 from channels.base import Channel
 from channels.composition import ComposeRequest, Plan, SendResult
@@ -59,6 +60,9 @@ EXAMPLES = [
     'herald broadcast --channel telegram,email --to typology:Retail --subject "Closed" '
     "--body-file notice.txt --attach timetable.pdf --send-at 2026-12-24T09:00+01:00",
     'herald broadcast --channel sms --to customer:1,2,3 --body "Hi" --presend --json',
+    'herald broadcast --channel telegram,email --to customer:1 --subject "News" --format markdown '
+    '--body "**Open** on Sunday: [hours](https://example.com/hours)" '
+    '--button "Our site https://example.com | Map https://example.com/map"',
 ]
 
 
@@ -100,6 +104,21 @@ def add_parsers(commands: Subcommands) -> None:
     text.add_argument("--body", help="the text")
     text.add_argument("--body-file", type=Path, help="read the text from this UTF-8 file")
     parser.add_argument(
+        "--format",
+        choices=("text", "markdown", "html"),
+        default="text",
+        help="how the text is written: text (the default), markdown (**bold**, *italic*, "
+        "`code`, [label](https://...)) or html (Telegram's tags)",
+    )
+    parser.add_argument(
+        "--button",
+        action="append",
+        default=[],
+        metavar="'LABEL URL | LABEL URL'",
+        help="a row of URL buttons (repeatable, at most 3 rows of 3): each the label, then "
+        "its http(s):// or tg:// URL; | separates the buttons of a row",
+    )
+    parser.add_argument(
         "--attach",
         action="append",
         default=[],
@@ -129,6 +148,13 @@ def add_parsers(commands: Subcommands) -> None:
 
 
 # --- reading the options -------------------------------------------------------------------------
+
+
+def _buttons(rows: Sequence[str]) -> list[list[dict[str, str]]]:
+    try:
+        return rich_text.buttons_json(rich_text.parse_button_lines(rows))
+    except rich_text.ButtonError as exc:
+        raise UsageError(f"--button: {exc.reason}") from None
 
 
 def _channels(values: Sequence[str]) -> list[str]:
@@ -240,6 +266,8 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> None:
             attachments=attachments,
             send_at=args.send_at,
             idempotency_key=args.idempotency_key,
+            format=args.format,
+            buttons=_buttons(args.button),
         )
         composer = build_composer(
             settings, context.sessions, context.clock, recipient_kinds=context.recipient_kinds
@@ -303,7 +331,7 @@ def _show_plan(out: Console, plan: Plan, *, as_json: bool) -> None:
         return
     rows = []
     for c in data["channels"]:
-        notes = list(c["problems"])
+        notes = [*c["problems"], *c.get("drops", [])]
         if c.get("sms"):
             notes.append(f"{c['sms']['encoding']}, {c['sms']['fragments']} fragment(s)")
         rows.append(
