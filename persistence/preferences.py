@@ -201,6 +201,25 @@ async def list_preferences(session: AsyncSession, kind: str, rid: int) -> list[P
     ]
 
 
+async def recipient_name(session: AsyncSession, kind: RecipientKind, rid: int) -> str | None:
+    """The name of ``kind`` ``rid`` whoever owns it (an unsubscribe token is the permission)."""
+    name: str | None = await session.scalar(select(kind.model.name).where(kind.model.id == rid))
+    return name
+
+
+async def refuses(session: AsyncSession, kind: str, rid: int, channel: str) -> bool:
+    """Whether ``kind`` ``rid`` refuses ``channel`` for every typology."""
+    accepted = await session.scalar(
+        select(P.accepted).where(
+            P.recipient_kind == kind,
+            P.recipient_id == rid,
+            P.channel == channel,
+            P.typology_id.is_(None),
+        )
+    )
+    return accepted is False
+
+
 async def _sync_telegram_column(
     session: AsyncSession, kind: RecipientKind, rid: int, opted_out: bool
 ) -> None:

@@ -108,7 +108,7 @@ async def test_presend_reports_each_refusal_with_its_reason(
 async def test_a_typology_choice_wins_over_the_general_one(
     db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
 ) -> None:
-    """"No email, except invoices": invoices reach the person, other email does not."""
+    """ "No email, except invoices": invoices reach the person, other email does not."""
     async with pipeline(db, telegram_sim, tmp_path) as p:
         invoices = await _typology(db, "Invoices")
         (person,) = await _people(db, 1)
