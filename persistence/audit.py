@@ -33,6 +33,7 @@ class ActorKind(enum.StrEnum):
     BOT = "bot"  # the Telegram bot, on behalf of the person writing to it
     CLI = "cli"  # a ``herald`` command
     PERSON = "person"  # a recipient: an unsubscribe link in an email, STOP in an SMS
+    SYSTEM = "system"  # Herald on a provider's word (Skebby's blacklist)
 
 
 class AuditAction(enum.StrEnum):
@@ -80,6 +81,10 @@ class Actor:
     @classmethod
     def bot(cls) -> Actor:
         return cls(ActorKind.BOT, "bot")
+
+    @classmethod
+    def skebby(cls) -> Actor:
+        return cls(ActorKind.SYSTEM, "skebby")
 
     @classmethod
     def person(

@@ -445,11 +445,12 @@ async def opt_out_number(
     number: str,
     *,
     source: PreferenceSource,
-    actor: Actor,
+    actor: Actor | None,
     via: str,
     now: datetime | None = None,
 ) -> list[RecipientRef]:
-    """Everyone with ``number`` refuses SMS from now on; the records that changed."""
+    """Everyone with ``number`` refuses SMS from now on; the records that changed. The audit
+    log names ``actor``, or (None) each person themselves."""
     changed: list[RecipientRef] = []
     for kind_name, rid in await recipients_with_number(session, kinds, number):
         if await set_channel(
@@ -458,7 +459,7 @@ async def opt_out_number(
             rid,
             PreferenceChoice("sms", None, False),
             source=source,
-            actor=actor,
+            actor=actor or Actor.person(kind_name, rid),
             via=via,
             now=now,
         ):

@@ -37,13 +37,16 @@ def _links(api: Api) -> UnsubscribeLinks:
 
 
 async def _post(api: Api, path: str, data: str, **headers: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http:  # a mail client: no cookies, no CSRF token
-        async with http.post(
+    # A mail client: no cookies, no CSRF token.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             api.client.make_url(path),
             data=data,
             headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
-        ) as response:
-            return response.status, await response.text()
+        ) as response,
+    ):
+        return response.status, await response.text()
 
 
 async def _refused_email(api: Api, rid: int) -> list[tuple[str, bool]]:
