@@ -390,8 +390,21 @@ async def replace_preferences(
     return True
 
 
+async def forget_preferences(session: AsyncSession, kind: str, ids: Sequence[int]) -> None:
+    """The recipients are deleted: their choices go with them."""
+    if ids:
+        await session.execute(
+            delete(P).where(P.recipient_kind == kind, P.recipient_id.in_(list(ids)))
+        )
+
+
 async def mirror_telegram(
-    session: AsyncSession, kind: str, ids: Sequence[int], accepted: bool, now: datetime
+    session: AsyncSession,
+    kind: str,
+    ids: Sequence[int],
+    accepted: bool,
+    now: datetime,
+    source: PreferenceSource = PreferenceSource.PERSON,
 ) -> None:
     """/stop and /start (audited by the bot's own statements): the general Telegram rows of
     ``ids`` follow the column the bot just set. /start only lifts an existing refusal."""
@@ -407,12 +420,12 @@ async def mirror_telegram(
                 P.typology_id.is_(None),
                 P.accepted.is_(False),
             )
-            .values(accepted=True, source=PreferenceSource.PERSON.value, updated_at=now)
+            .values(accepted=True, source=source.value, updated_at=now)
         )
         return
     for rid in ids:
         choice = PreferenceChoice("telegram", None, False)
-        await _upsert(session, kind, rid, choice, PreferenceSource.PERSON, now)
+        await _upsert(session, kind, rid, choice, source, now)
         await session.execute(
             delete(P).where(
                 P.recipient_kind == kind,
