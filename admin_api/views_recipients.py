@@ -55,9 +55,13 @@ from admin_api.schemas_recipients import (
     TypologyPatch,
     TypologyQuery,
 )
-from persistence.common_queries import NotFoundError
 from persistence.models import MessageTypology
-from persistence.preferences import PreferenceChoice, list_preferences, replace_preferences
+from persistence.preferences import (
+    PreferenceChoice,
+    UnknownTypologyError,
+    list_preferences,
+    replace_preferences,
+)
 from persistence.recipient_import import ImportReport, MatchColumn, import_recipients
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
@@ -237,10 +241,8 @@ async def put_preferences_view(request: web.Request) -> web.Response:
             await replace_preferences(
                 session, kind, rid, choices, actor=api_actor(request), via="api", now=ctx.clock()
             )
-        except NotFoundError as exc:
-            index = next(
-                i for i, c in enumerate(choices) if f"message typology {c.typology_id}" == str(exc)
-            )
+        except UnknownTypologyError as exc:
+            index = next(i for i, c in enumerate(choices) if c.typology_id == exc.typology_id)
             raise ApiError(
                 422,
                 "validation_error",

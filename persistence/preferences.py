@@ -272,12 +272,20 @@ async def _upsert(
     return True
 
 
+class UnknownTypologyError(NotFoundError):
+    """A choice names a message typology that does not exist."""
+
+    def __init__(self, typology_id: int) -> None:
+        super().__init__(f"message typology {typology_id}")
+        self.typology_id = typology_id
+
+
 async def check_typology(session: AsyncSession, typology_id: int | None) -> None:
     if typology_id is not None and (
         await session.scalar(select(MessageTypology.id).where(MessageTypology.id == typology_id))
         is None
     ):
-        raise NotFoundError(f"message typology {typology_id}")
+        raise UnknownTypologyError(typology_id)
 
 
 async def set_channel(
