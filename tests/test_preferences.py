@@ -229,3 +229,18 @@ async def test_every_change_is_audited_and_a_repeat_is_not(db: Database) -> None
     assert [(c.channel, c.typology_id, c.accepted) for c in choices] == [
         ("telegram", invoices, False)
     ]
+
+
+async def test_stop_after_the_broadcast_was_queued_is_honoured(
+    db: Database, telegram_sim: TelegramSimulator, tmp_path: Path
+) -> None:
+    """Someone who sends /stop while a broadcast waits gets nothing from it."""
+    async with pipeline(db, telegram_sim, tmp_path) as p:
+        (person,) = await _people(db, 1)
+        telegram_sim.add_user(500, "Anna")
+        queued = await p.send(recipients={"customer": [person.id]})
+        await opt_out(db.sessions, KINDS, 500)
+        await p.dispatcher.drain("telegram")
+        (delivery,) = await p.deliveries(queued.messages[0].id)
+        assert (delivery.status, delivery.status_detail) == ("invalid", "does not accept telegram")
+        assert telegram_sim.messages_to(500) == []
