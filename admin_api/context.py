@@ -13,6 +13,7 @@ from admin_api.key_cache import KeyCache
 from admin_api.metrics import Metrics
 from channels.clock import Clock, utc_now
 from channels.composer import Composer
+from channels.unsubscribe import UnsubscribeLinks
 from persistence.audit import Actor
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
@@ -72,6 +73,8 @@ class ApiContext:
     # While the database is unreachable every route answers 503 with this Retry-After.
     database_retry_after_seconds: int = 5
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    # Reads the tokens of the unsubscribe links (the email channel signs them with the same).
+    unsubscribe: UnsubscribeLinks | None = None
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

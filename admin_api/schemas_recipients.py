@@ -238,3 +238,43 @@ class InboxPage(PageMeta):
 
 class InboxQuery(PageQuery):
     unread_only: QueryBool = False
+
+
+class PreferenceChannel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    TELEGRAM = "telegram"
+
+
+class PreferenceIn(Body):
+    """Whether the recipient accepts ``channel``, for one message typology or for all."""
+
+    channel: PreferenceChannel
+    typology_id: Id | None = Field(
+        None, description="A message typology; null: every typology (the general choice)."
+    )
+    accepted: bool
+
+
+class PreferencesIn(Body):
+    """The recipient's whole set of choices: what is not listed is accepted."""
+
+    preferences: list[PreferenceIn] = Field(max_length=500)
+
+
+class PreferenceOut(BaseModel):
+    channel: str
+    typology_id: int | None
+    typology_name: str | None
+    accepted: bool
+    source: str = Field(description="Who chose it: person, staff, import or skebby.")
+    updated_at: datetime
+
+
+class PreferencesOut(BaseModel):
+    """A recipient's channel choices; the typology's choice wins over the general one. No
+    choice for a channel: accepted."""
+
+    kind: str
+    recipient_id: int
+    preferences: list[PreferenceOut]

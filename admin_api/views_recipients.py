@@ -41,6 +41,9 @@ from admin_api.schemas import Deleted
 from admin_api.schemas_recipients import (
     ImportQuery,
     ImportReportOut,
+    PreferenceOut,
+    PreferencesIn,
+    PreferencesOut,
     RecipientCreate,
     RecipientOut,
     RecipientPage,
@@ -53,6 +56,12 @@ from admin_api.schemas_recipients import (
     TypologyQuery,
 )
 from persistence.models import MessageTypology
+from persistence.preferences import (
+    PreferenceChoice,
+    UnknownTypologyError,
+    list_preferences,
+    replace_preferences,
+)
 from persistence.recipient_import import ImportReport, MatchColumn, import_recipients
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
@@ -175,6 +184,74 @@ async def delete_recipient_view(request: web.Request) -> web.Response:
     async with ctx.sessions.begin() as session:
         await delete_recipient(session, kind, current_user(request), rid, actor=api_actor(request))
     return render(Deleted())
+
+
+async def _preferences_out(session: Any, kind: RecipientKind, rid: int) -> PreferencesOut:
+    choices = await list_preferences(session, kind.name, rid)
+    return PreferencesOut(
+        kind=kind.name,
+        recipient_id=rid,
+        preferences=[
+            PreferenceOut(
+                channel=c.channel,
+                typology_id=c.typology_id,
+                typology_name=c.typology_name,
+                accepted=c.accepted,
+                source=c.source,
+                updated_at=c.updated_at,
+            )
+            for c in choices
+        ],
+    )
+
+
+async def get_preferences_view(request: web.Request) -> web.Response:
+    """The channels the recipient accepts, in general and per message typology."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    rid = path_id(request, "recipient_id", what=kind.name)
+    async with ctx.sessions() as session:
+        await get_recipient(session, kind, current_user(request), rid)
+        out = await _preferences_out(session, kind, rid)
+    return render(out)
+
+
+async def put_preferences_view(request: web.Request) -> web.Response:
+    """Replace the recipient's channel choices (recorded in the audit log)."""
+    ctx = context(request)
+    kind = recipient_kind(request)
+    rid = path_id(request, "recipient_id", what=kind.name)
+    body = await json_body(request, PreferencesIn)
+    choices = [
+        PreferenceChoice(p.channel.value, p.typology_id, p.accepted) for p in body.preferences
+    ]
+    seen: set[tuple[str, int | None]] = set()
+    for i, choice in enumerate(choices):
+        key = (choice.channel, choice.typology_id)
+        if key in seen:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"preferences[{i}]: {choice.channel} for this typology is listed twice",
+                [{"loc": ["body", "preferences", i], "message": "listed twice"}],
+            )
+        seen.add(key)
+    async with ctx.sessions.begin() as session:
+        await get_recipient(session, kind, current_user(request), rid)
+        try:
+            await replace_preferences(
+                session, kind, rid, choices, actor=api_actor(request), via="api", now=ctx.clock()
+            )
+        except UnknownTypologyError as exc:
+            index = next(i for i, c in enumerate(choices) if c.typology_id == exc.typology_id)
+            raise ApiError(
+                422,
+                "validation_error",
+                f"preferences[{index}].typology_id: no message typology with that id",
+                [{"loc": ["body", "preferences", index, "typology_id"], "message": "not found"}],
+            ) from None
+        out = await _preferences_out(session, kind, rid)
+    return render(out)
 
 
 async def _csv_bytes(request: web.Request) -> bytes:
@@ -384,6 +461,32 @@ def operations(kind_names: list[str]) -> list[Op]:
             body=RequestBody({JSON: RecipientPatch}),
             path_params=rid,
             errors=(403, 409),
+        ),
+        Op(
+            "GET",
+            base + "/{recipient_id}/preferences",
+            get_preferences_view,
+            "Read a recipient's channel preferences",
+            "recipients",
+            {200: Response("The recipient's choices.", PreferencesOut)},
+            path_params=rid,
+        ),
+        Op(
+            "PUT",
+            base + "/{recipient_id}/preferences",
+            put_preferences_view,
+            "Replace a recipient's channel preferences",
+            "recipients",
+            {200: Response("The recipient's choices now.", PreferencesOut)},
+            body=RequestBody({JSON: PreferencesIn}),
+            path_params=rid,
+            description=(
+                "The list replaces every choice: a channel not listed is accepted; each "
+                "(channel, typology_id) at most once, naming an existing message typology "
+                "(else 422). A typology's "
+                "choice wins over the general one (typology_id null) for messages of that "
+                "typology. Presend and the dispatcher refuse deliveries accordingly."
+            ),
         ),
         Op(
             "DELETE",

@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 FIRST_USER = "admin"
 KEY_FILE = "secret_key"
+UNSUBSCRIBE_FILE = "unsubscribe_secret"
 
 
-def _kept_key(data_dir: Path) -> bytes:
-    path = data_dir / KEY_FILE
+def _kept_key(data_dir: Path, name: str = KEY_FILE) -> bytes:
+    path = data_dir / name
     try:
         return path.read_text().strip().encode()
     except FileNotFoundError:
@@ -52,6 +53,14 @@ def console_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     return _kept_key(settings.data_dir)
+
+
+def unsubscribe_secret(settings: Settings) -> bytes:
+    """UNSUBSCRIBE_SECRET, or one generated once and kept in DATA_DIR/unsubscribe_secret (the
+    links already sent keep working across restarts)."""
+    if settings.unsubscribe_secret is not None:
+        return settings.unsubscribe_secret.get_secret_value().encode()
+    return _kept_key(settings.data_dir, UNSUBSCRIBE_FILE)
 
 
 def secret_key_advice(settings: Settings) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 
+from bot.console_setup import unsubscribe_secret
 from bot.context import TelegramEndpoint, telegram_limiter
 from bot.delivery_sms import build_sms_channel
 from bot.settings import Settings
@@ -24,6 +25,7 @@ from channels.storage_channel import StorageChannel
 from channels.telegram_channel import TelegramChannel
 from channels.telegram_client import BotApiClient
 from channels.telegram_rate_limit import TelegramRateLimiter
+from channels.unsubscribe import UnsubscribeLinks
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
 
@@ -35,8 +37,30 @@ def telegram_client(endpoint: TelegramEndpoint, pool_size: int) -> BotApiClient:
     return BotApiClient(endpoint.token, endpoint.base_url, pool_size=pool_size)
 
 
-def email_channel(settings: Settings) -> EmailChannel:
-    """SMTP when SMTP_HOST is set; otherwise the channel records without sending (sandbox)."""
+def public_base_url(settings: Settings, port: int | None = None) -> str:
+    """PUBLIC_BASE_URL, or this process's own address (``port``: the one it really listens on)."""
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a comparison, not a bind
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port if port is not None else settings.port}"
+
+
+def unsubscribe_links(settings: Settings, port: int | None = None) -> UnsubscribeLinks:
+    """The signer of the unsubscribe links in emails, under UNSUBSCRIBE_SECRET."""
+    return UnsubscribeLinks(
+        unsubscribe_secret(settings),
+        public_base_url(settings, port),
+        language=settings.default_language,
+    )
+
+
+def email_channel(settings: Settings, unsubscribe: UnsubscribeLinks | None = None) -> EmailChannel:
+    """SMTP when SMTP_HOST is set; otherwise the channel records without sending (sandbox).
+    Every email carries an unsubscribe link (``unsubscribe``, by default from the settings)."""
     if not settings.smtp_host:
         return EmailChannel(None)
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
@@ -50,7 +74,11 @@ def email_channel(settings: Settings) -> EmailChannel:
         timeout=settings.smtp_timeout,
         sender=settings.email_from,
     )
-    return EmailChannel(config, attachments_root=settings.attachments_dir)
+    return EmailChannel(
+        config,
+        attachments_root=settings.attachments_dir,
+        unsubscribe=unsubscribe or unsubscribe_links(settings),
+    )
 
 
 def build_channels(
@@ -60,6 +88,7 @@ def build_channels(
     limiter: TelegramRateLimiter | None = None,
     skebby: SkebbyGateway | None = None,
     only: Collection[str] = CHANNEL_NAMES,
+    unsubscribe: UnsubscribeLinks | None = None,
 ) -> dict[str, Channel]:
     """The channels named in ``only``; Telegram needs its endpoint (and the shared budget)."""
     channels: dict[str, Channel] = {}
@@ -75,7 +104,7 @@ def build_channels(
     if "storage" in only:
         channels["storage"] = StorageChannel()
     if "email" in only:
-        channels["email"] = email_channel(settings)
+        channels["email"] = email_channel(settings, unsubscribe)
     if "sms" in only:
         channels["sms"] = build_sms_channel(settings, skebby)
     return channels

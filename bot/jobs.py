@@ -19,6 +19,7 @@ from bot.context import HeraldContext
 from channels.backoff import FailureEpisode, LoopObserver
 from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
+from channels.sms_inbound import poll_received_sms, sync_blacklist
 from channels.sms_reports import sms_report_job
 from persistence.outbox import announce_due, start_due_scheduled
 from persistence.retention import purge_old_data
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 SMS_REPORT_BATCH = 200
 # Jobs that run in one process only (the scheduler leader); the others are safe to run in every
 # process at once: the rescue takes rows with SKIP LOCKED and conditional updates.
-LEADER_JOBS = ("scheduled-messages", "retention", "sms-reports")
+LEADER_JOBS = ("scheduled-messages", "retention", "sms-reports", "sms-received", "sms-blacklist")
 
 
 class GuardedJob:
@@ -102,6 +103,37 @@ async def poll_sms_reports(context: HeraldContext, gateway: SkebbyGateway) -> No
     )
 
 
+async def poll_received(context: HeraldContext, gateway: SkebbyGateway) -> None:
+    settings = context.settings
+    report = await poll_received_sms(
+        context.sessions,
+        context.recipient_kinds,
+        gateway,
+        context.clock,
+        stop_keywords=settings.stop_keywords,
+        region=settings.default_phone_region,
+    )
+    if report.stored or report.stopped:
+        log.info("received SMS: %d stored, %d opted out of SMS", report.stored, len(report.stopped))
+
+
+async def synchronise_blacklist(context: HeraldContext, gateway: SkebbyGateway) -> None:
+    report = await sync_blacklist(
+        context.sessions,
+        context.recipient_kinds,
+        gateway,
+        context.clock,
+        region=context.settings.default_phone_region,
+    )
+    if report.added or report.removed or report.pulled:
+        log.info(
+            "SMS blacklist: %d numbers added on Skebby, %d removed, %d opt-outs taken from it",
+            len(report.added),
+            len(report.removed),
+            len(report.pulled),
+        )
+
+
 def schedule_delivery_jobs(
     scheduler: AsyncIOScheduler,
     context: HeraldContext,
@@ -117,7 +149,22 @@ def schedule_delivery_jobs(
         ("retention", purge_retention, 6 * 3600.0, [context]),
     ]
     if skebby is not None:
-        jobs.append(("sms-reports", poll_sms_reports, 60.0, [context, skebby]))
+        settings = context.settings
+        jobs += [
+            ("sms-reports", poll_sms_reports, 60.0, [context, skebby]),
+            (
+                "sms-received",
+                poll_received,
+                settings.skebby_received_poll_seconds,
+                [context, skebby],
+            ),
+            (
+                "sms-blacklist",
+                synchronise_blacklist,
+                settings.skebby_blacklist_sync_seconds,
+                [context, skebby],
+            ),
+        ]
     guarded: dict[str, GuardedJob] = {}
     for name, function, seconds, args in jobs:
         job = guarded[name] = GuardedJob(name, function, seconds, context.metrics)

@@ -36,7 +36,7 @@ from admin_api.server import ApiRunner
 from bot.cli_errors import StartupError
 from bot.console_setup import console_config, ensure_first_user, secret_key_advice
 from bot.context import HeraldContext
-from bot.delivery import build_channels, build_composer, build_dispatcher
+from bot.delivery import build_channels, build_composer, build_dispatcher, unsubscribe_links
 from bot.delivery_sms import build_skebby_gateway
 from bot.handlers.context import HeraldApplication
 from bot.jobs import LEADER_JOBS, schedule_delivery_jobs
@@ -61,6 +61,7 @@ from channels.dispatcher import Dispatcher
 from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
+from channels.unsubscribe import UnsubscribeLinks
 from persistence.leaders import RESIGNED_CHANNEL
 from persistence.migrate import ensure_schema_current
 from persistence.notify import (
@@ -109,6 +110,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.composer: Composer | None = None
         self.skebby: SkebbyGateway | None = None
+        self.unsubscribe: UnsubscribeLinks | None = None
         self.telegram: TelegramSide | None = None
         self.electors: dict[str, Elector] = {}
         self.http_port: int | None = None
@@ -253,8 +255,14 @@ class Service:
         assert self.scheduler is not None
         settings = self.settings
         skebby = build_skebby_gateway(settings)
+        port = self._socket.getsockname()[1] if self._socket is not None else None
+        self.unsubscribe = unsubscribe_links(settings, port)
         channels = build_channels(
-            settings, telegram=context.telegram, limiter=context.telegram_limiter, skebby=skebby
+            settings,
+            telegram=context.telegram,
+            limiter=context.telegram_limiter,
+            skebby=skebby,
+            unsubscribe=self.unsubscribe,
         )
         dispatcher = build_dispatcher(
             settings,
@@ -316,6 +324,7 @@ class Service:
             default_phone_region=settings.default_phone_region,
             key_cache=self.key_cache,
             console=console_config(settings),
+            unsubscribe=self.unsubscribe,
         )
 
     async def _start_http(self, context: HeraldContext) -> None:

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     skebby_truncate: bool = False
     skebby_batch_size: int = Field(default=1000, ge=1, le=10000)
     skebby_report_max_age_hours: PositiveFloat = 72.0
+    # Received SMS are fetched this often; the blacklist is synchronised both ways this often.
+    skebby_received_poll_seconds: PositiveFloat = 30.0
+    skebby_blacklist_sync_seconds: PositiveFloat = 300.0
+    # A received SMS whose first word is one of these opts the sender out of SMS.
+    sms_stop_keywords: str = "STOP,ANNULLA,CANCELLA,BASTA"
+
+    # --- unsubscribe links ---
+    # Signs the unsubscribe links in emails (at least 32 characters). Unset: a random secret is
+    # generated once and kept in DATA_DIR/unsubscribe_secret.
+    unsubscribe_secret: SecretStr | None = None
+    # Where people reach this service (the links in emails); unset: http://HTTP_HOST:PORT.
+    public_base_url: str | None = None
 
     # --- costs per billable unit ---
     cost_telegram: Money = Decimal("0")
@@ -157,6 +169,8 @@ class Settings(BaseSettings):
         "delivery_deadline_hours_sms",
         "delivery_deadline_hours_storage",
         "secret_key",
+        "unsubscribe_secret",
+        "public_base_url",
         mode="before",
     )
     @classmethod
@@ -186,6 +200,7 @@ class Settings(BaseSettings):
         "telegram_api_file_url",
         "telegram_webhook_url",
         "skebby_base_url",
+        "public_base_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -208,11 +223,19 @@ class Settings(BaseSettings):
             raise ValueError("is not a bot token (@BotFather gives one like 123456:ABC-def...)")
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "unsubscribe_secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("sms_stop_keywords")
+    @classmethod
+    def _keywords(cls, value: str) -> str:
+        words = [word.strip() for word in value.split(",")]
+        if not any(words) or any(not w or any(c.isspace() for c in w) for w in words):
+            raise ValueError("must be comma-separated single words, e.g. STOP,ANNULLA")
         return value
 
     @field_validator("console_timezone")
@@ -264,6 +287,11 @@ class Settings(BaseSettings):
         return timedelta(hours=specific or self.delivery_deadline_hours)
 
     @property
+    def stop_keywords(self) -> frozenset[str]:
+        """SMS_STOP_KEYWORDS, upper-cased."""
+        return frozenset(word.strip().upper() for word in self.sms_stop_keywords.split(","))
+
+    @property
     def attachments_dir(self) -> Path:
         """Where broadcast attachments are stored (under DATA_DIR)."""
         return self.data_dir / "attachments"
@@ -281,6 +309,7 @@ class Settings(BaseSettings):
             self.smtp_password,
             self.skebby_password,
             self.secret_key,
+            self.unsubscribe_secret,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         password = make_url(self.database_url.replace("postgres://", "postgresql://", 1)).password

@@ -7,7 +7,7 @@ valid targets, so every reason is a short sentence a person can act on. Pure fun
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -161,7 +161,13 @@ class Classifier:
     """``classify`` fed piece by piece, so a send can write the first targets while later
     candidates are still being classified; ``result`` holds everything seen so far."""
 
-    def __init__(self, channel: str, *, default_region: str) -> None:
+    def __init__(
+        self,
+        channel: str,
+        *,
+        default_region: str,
+        refused: Mapping[tuple[str, int], str] | None = None,
+    ) -> None:
         try:
             self._rule, self._noun = _RULES[channel]
         except KeyError:
@@ -169,6 +175,8 @@ class Classifier:
             raise ValueError(f"unknown channel {channel!r} (known: {known})") from None
         self.channel = channel
         self._region = default_region
+        # Recipients who refuse this channel (for this message's typology), with the reason.
+        self._refused: Mapping[tuple[str, int], str] = refused or {}
         self.result = Classification()
         self._seen_recipients: set[tuple[str, int]] = set()
         self._owner_of: dict[str, tuple[str, int]] = {}
@@ -176,7 +184,7 @@ class Classifier:
     def feed(self, candidates: Iterable[Candidate]) -> None:
         """Classify ``candidates`` as coming after every candidate fed before."""
         channel, rule, region = self.channel, self._rule, self._region
-        seen_recipients, owner_of = self._seen_recipients, self._owner_of
+        seen_recipients, owner_of, refused = self._seen_recipients, self._owner_of, self._refused
         valid, duplicates, invalid = self.result.valid, self.result.duplicates, self.result.invalid
         for candidate in candidates:
             kind, ident = ref = candidate[:2]
@@ -189,6 +197,10 @@ class Classifier:
             if isinstance(verdict, str):
                 invalid.append(Problem(kind, ident, _raw_address(channel, candidate), verdict))
                 continue
+            if refused and ref in refused:
+                # Reachable, but the person said no: their address is shown, never used.
+                invalid.append(Problem(kind, ident, verdict[0], refused[ref]))
+                continue
             address, key = verdict
             owner = owner_of.get(key)
             if owner is not None:
@@ -200,13 +212,18 @@ class Classifier:
 
 
 def classify(
-    channel: str, candidates: Iterable[Candidate], *, default_region: str
+    channel: str,
+    candidates: Iterable[Candidate],
+    *,
+    default_region: str,
+    refused: Mapping[tuple[str, int], str] | None = None,
 ) -> Classification:
     """Sort ``candidates`` into valid targets, duplicates and invalid ones for ``channel``.
 
     The first candidate with a given address wins; later ones are duplicates naming it. The same
-    recipient listed twice is a duplicate even when it has no usable address.
+    recipient listed twice is a duplicate even when it has no usable address. A reachable
+    recipient in ``refused`` (their channel preferences) is invalid with the reason given.
     """
-    classifier = Classifier(channel, default_region=default_region)
+    classifier = Classifier(channel, default_region=default_region, refused=refused)
     classifier.feed(candidates)
     return classifier.result

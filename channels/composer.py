@@ -53,6 +53,7 @@ from persistence.audit import Actor, AuditAction
 from persistence.database import SessionFactory
 from persistence.enqueue import AttachmentRecord, NewDelivery, NewMessage
 from persistence.models import DeliveryStatus, MessageStatus, User
+from persistence.preferences import load_refusals
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
 from persistence.recipient_loading import load_recipient_columns
 
@@ -236,12 +237,18 @@ class Composer:
 
     async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
         candidates, not_visible = await self._candidates(session, user, request)
+        refused = await self._refusals(session, request)
         region = self.config.default_region
         plans = [
             self._plan_channel(
                 channel,
                 request,
-                classify(channel, map(Candidate._make, candidates), default_region=region),
+                classify(
+                    channel,
+                    map(Candidate._make, candidates),
+                    default_region=region,
+                    refused=refused.get(channel),
+                ),
             )
             for channel in request.channels
         ]
@@ -257,6 +264,15 @@ class Composer:
                 "typology_id", f"no message typology with id {request.typology_id}"
             )
         return await self._resolve(session, user, request)
+
+    async def _refusals(
+        self, session: AsyncSession, request: ComposeRequest
+    ) -> dict[str, dict[RecipientRef, str]]:
+        """Per channel, who refuses it for this message's typology (one query, however many
+        recipients: it reads the choices people made, not the recipients)."""
+        return await load_refusals(
+            session, self._kinds.names(), request.channels, request.typology_id
+        )
 
     def _plan_channel(
         self, channel: str, request: ComposeRequest, classification: Classification
@@ -410,7 +426,11 @@ class Composer:
         if not_visible:
             raise RecipientsNotVisibleError(not_visible)
         region = self.config.default_region
-        classifiers = [Classifier(channel, default_region=region) for channel in request.channels]
+        refused = await self._refusals(session, request)
+        classifiers = [
+            Classifier(channel, default_region=region, refused=refused.get(channel))
+            for channel in request.channels
+        ]
         # Each channel is classified while its deliveries stream into the database (below); its
         # problems depend on the text alone, so they still stop the send before any write.
         plans = [self._plan_channel(c.channel, request, c.result) for c in classifiers]

@@ -50,6 +50,7 @@ from persistence.availability import database_unavailable
 from persistence.database import SessionFactory
 from persistence.outbox import ClaimedDelivery
 from persistence.outgoing import load_outgoing
+from persistence.preferences import PendingDelivery, refused_deliveries
 from persistence.recipient_kinds import RecipientKindRegistry
 from persistence.registration import flag_blocked_chats, move_chat
 
@@ -377,6 +378,20 @@ class Dispatcher:
             live = [d for d in claimed if d.message_id not in self._cancelled]
             cancelled = [d for d in claimed if d.message_id in self._cancelled]
             recorder.add([(d, _cancelled(d)) for d in cancelled])
+            # The person may have unsubscribed since the broadcast was queued: asked again now.
+            refused = await self._until_done(
+                f"reading preferences for {channel_name}",
+                lambda: self._refused(channel_name, live),
+            )
+            if refused:
+                recorder.add(
+                    [
+                        (d, DeliveryResult(d.id, Outcome.INVALID, refused[d.id]))
+                        for d in live
+                        if d.id in refused
+                    ]
+                )
+                live = [d for d in live if d.id not in refused]
 
             async def send(group: list[ClaimedDelivery]) -> None:
                 message = messages[group[0].message_id]
@@ -553,6 +568,13 @@ class Dispatcher:
                     await move_chat(session, self._kinds, int(old), int(new))
         for delivery, _ in outcomes:
             self._sent_keys.pop(delivery.id, None)
+
+    async def _refused(self, channel: str, claimed: Sequence[ClaimedDelivery]) -> dict[int, str]:
+        pending = [
+            PendingDelivery(d.id, d.message_id, d.recipient_kind, d.recipient_id) for d in claimed
+        ]
+        async with self._sessions() as session:
+            return await refused_deliveries(session, channel, pending)
 
     # --- message data ------------------------------------------------------------------------
 

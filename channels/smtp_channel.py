@@ -37,6 +37,7 @@ from channels.base import (
     OutgoingMessage,
     StoredAttachment,
 )
+from channels.unsubscribe import UnsubscribeLinks
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,18 @@ def text_to_html(subject: str, body: str) -> str:
     )
 
 
+def with_footer_link(document: str, url: str, label: str) -> str:
+    """``document`` with a small unsubscribe paragraph at the end of its body."""
+    footer = (
+        '<p style="font-size:small;color:#666">'
+        f'<a href="{html.escape(url)}">{html.escape(label)}</a></p>\n'
+    )
+    position = document.lower().rfind("</body>")
+    if position == -1:
+        return document + footer
+    return document[:position] + footer + document[position:]
+
+
 class AttachmentError(Exception):
     """A stored attachment is missing or no longer matches its recorded checksum."""
 
@@ -118,8 +131,16 @@ class EmailChannel:
     name = "email"
     max_batch = 1
 
-    def __init__(self, config: SmtpConfig | None, *, attachments_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig | None,
+        *,
+        attachments_root: Path | None = None,
+        unsubscribe: UnsubscribeLinks | None = None,
+    ) -> None:
         self.config = config
+        # With links: every email carries List-Unsubscribe (RFC 8058) and a visible footer link.
+        self.unsubscribe = unsubscribe
         self.sandboxed = config is None
         self.connections_opened = 0  # SMTP sessions opened so far (the benchmark reports it)
         self._attachments_root = attachments_root
@@ -184,8 +205,14 @@ class EmailChannel:
         message: OutgoingMessage,
         delivery: Delivery,
         attachments: Sequence[bytes] = (),
+        unsubscribe: UnsubscribeLinks | None = None,
     ) -> EmailMessage:
         """The MIME message for one delivery (public so previews can show the real thing)."""
+        url = (
+            unsubscribe.url(delivery.recipient_kind, delivery.recipient_id, "email")
+            if unsubscribe is not None
+            else None
+        )
         mail = EmailMessage()
         mail["From"] = config.sender
         mail["To"] = delivery.address
@@ -202,8 +229,15 @@ class EmailChannel:
         else:
             text = rich_text.plain_text(message.body, fmt, buttons)
             body_html = rich_text.email_html(message.subject, message.body, fmt, buttons)
+        body_html = message.body_html or body_html
+        if url is not None and unsubscribe is not None:
+            # RFC 2369 and RFC 8058: mail clients offer "unsubscribe", a POST needs no page.
+            mail["List-Unsubscribe"] = f"<{url}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            text = f"{text}\n\n-- \n{unsubscribe.footer_text.format(url=url)}\n"
+            body_html = with_footer_link(body_html, url, unsubscribe.footer_link)
         mail.set_content(text)
-        mail.add_alternative(message.body_html or body_html, subtype="html")
+        mail.add_alternative(body_html, subtype="html")
         for attachment, data in zip(message.attachments, attachments, strict=True):
             maintype, _, subtype = attachment.content_type.partition("/")
             if not maintype or not subtype:
@@ -223,7 +257,7 @@ class EmailChannel:
         attachments: Sequence[bytes],
     ) -> DeliveryResult:
         try:
-            mail = self.build(config, message, delivery, attachments)
+            mail = self.build(config, message, delivery, attachments, self.unsubscribe)
         except ValueError as exc:  # e.g. a line break in the address or subject
             return DeliveryResult(delivery.id, Outcome.FAILED, detail=f"cannot build email: {exc}")
         message_id = str(mail["Message-ID"])

@@ -32,6 +32,8 @@ class ActorKind(enum.StrEnum):
     API_KEY = "api_key"  # a request to the admin API
     BOT = "bot"  # the Telegram bot, on behalf of the person writing to it
     CLI = "cli"  # a ``herald`` command
+    PERSON = "person"  # a recipient: an unsubscribe link in an email, STOP in an SMS
+    SYSTEM = "system"  # Herald on a provider's word (Skebby's blacklist)
 
 
 class AuditAction(enum.StrEnum):
@@ -47,8 +49,8 @@ class AuditAction(enum.StrEnum):
     USER_CREATED = "user.created"
     PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - the name of an event
     INVOICES_MARKED = "invoices.marked"
-    # The person changed what they receive: Telegram /stop, /start, sharing their number today;
-    # channel preferences and unsubscribe links (issue 17) are meant to record it too.
+    # What a recipient receives changed: Telegram /stop, /start, sharing their number, an
+    # unsubscribe link, STOP by SMS, Skebby's blacklist, or staff editing their preferences.
     PREFERENCES_CHANGED = "preferences.changed"
 
 
@@ -79,6 +81,27 @@ class Actor:
     @classmethod
     def bot(cls) -> Actor:
         return cls(ActorKind.BOT, "bot")
+
+    @classmethod
+    def skebby(cls) -> Actor:
+        return cls(ActorKind.SYSTEM, "skebby")
+
+    @classmethod
+    def person(
+        cls,
+        kind: str,
+        rid: int,
+        *,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+    ) -> Actor:
+        """The recipient themselves (``customer 12``), acting from outside any login."""
+        return cls(
+            ActorKind.PERSON,
+            f"{kind.replace('_', ' ')} {rid}",
+            remote_addr=remote_addr,
+            user_agent=user_agent,
+        )
 
     @classmethod
     def cli(cls, user: User | None) -> Actor:

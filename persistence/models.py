@@ -377,6 +377,64 @@ class IdempotencyKey(TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("user_id", "key"),)
 
 
+class PreferenceSource(enum.StrEnum):
+    """Who set a channel preference."""
+
+    PERSON = "person"  # the recipient: an unsubscribe link, STOP by SMS, /stop to the bot
+    STAFF = "staff"  # an administrator, through the API, the console or the CLI
+    IMPORT = "import"  # a CSV import
+    SKEBBY = "skebby"  # pulled from Skebby's SMS blacklist
+
+
+class RecipientChannelPreference(Base):
+    """Whether a recipient accepts a channel, for every message typology (``typology_id`` NULL)
+    or for one. No row: accepted. The row of the message's typology wins over the general one."""
+
+    __tablename__ = "recipient_channel_preferences"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    recipient_kind: Mapped[str] = mapped_column(String(40))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    typology_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_typologies.id", ondelete="CASCADE")
+    )
+    accepted: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[str] = mapped_column(String(16), default=PreferenceSource.STAFF)
+    # SMS only: whether Skebby's blacklist already reflects this row (pushed or pulled).
+    provider_synced: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+    __table_args__ = (
+        Index(
+            "uq_recipient_channel_preferences_typology",
+            "recipient_kind",
+            "recipient_id",
+            "channel",
+            "typology_id",
+            unique=True,
+            postgresql_where=text("typology_id IS NOT NULL"),
+            sqlite_where=text("typology_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_recipient_channel_preferences_general",
+            "recipient_kind",
+            "recipient_id",
+            "channel",
+            unique=True,
+            postgresql_where=text("typology_id IS NULL"),
+            sqlite_where=text("typology_id IS NULL"),
+        ),
+        Index(
+            "ix_recipient_channel_preferences_recipient",
+            "recipient_kind",
+            "recipient_id",
+            "channel",
+        ),
+        Index("ix_recipient_channel_preferences_channel", "channel", "provider_synced"),
+    )
+
+
 # --- python-telegram-bot persistence: one row per key, never a whole-table blob ------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -27,8 +28,11 @@ from persistence.common_queries import (
     like_pattern,
     require_may_name_owner,
 )
-from persistence.models import Customer, User
+from persistence.models import Customer, PreferenceSource, User
+from persistence.preferences import forget_preferences, mirror_telegram
 from persistence.recipient_kinds import RecipientKind
+
+STAFF = PreferenceSource.STAFF
 
 RECIPIENT_FIELDS = (
     "name",
@@ -207,6 +211,8 @@ async def create_recipient(
     await session.flush()
     await session.refresh(record)
     await audit.record(session, actor, AuditAction.RECIPIENT_CREATED, kind.name, [record.id])
+    if record.telegram_opted_out:
+        await mirror_telegram(session, kind.name, [record.id], False, datetime.now(UTC), STAFF)
     return record
 
 
@@ -239,6 +245,9 @@ async def update_recipient(
     await audit.record(
         session, actor, AuditAction.RECIPIENT_UPDATED, kind.name, [rid], {"fields": changed}
     )
+    if "telegram_opted_out" in changed:  # the channel preferences follow the flag
+        accepted = not record.telegram_opted_out
+        await mirror_telegram(session, kind.name, [rid], accepted, datetime.now(UTC), STAFF)
     return record
 
 
@@ -248,4 +257,5 @@ async def delete_recipient(
     """Deleting a recipient keeps every message and delivery that named it (history stays)."""
     await get_recipient(session, kind, user, rid)
     await session.execute(delete(kind.model).where(kind.model.id == rid))
+    await forget_preferences(session, kind.name, [rid])
     await audit.record(session, actor, AuditAction.RECIPIENT_DELETED, kind.name, [rid])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, cast
 
@@ -45,6 +45,7 @@ from persistence.models import (
     MessageRecipient,
     MessageStatus,
 )
+from persistence.preferences import mirror_telegram
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry
 
 TELEGRAM_CHANNEL = "telegram"
@@ -144,6 +145,7 @@ async def _update_returning_linked(
             )
             found = [LinkedRecipient(kind.name, int(rid), name) for rid, name in rows]
             await _audit_preferences(session, kind.name, [r.id for r in found], telegram)
+            await _mirror(session, kind.name, [r.id for r in found], values)
             changed.extend(found)
     return sorted(changed, key=lambda r: (r.kind, r.id))
 
@@ -185,8 +187,18 @@ async def _flag_chat(
             ids = [int(rid) for (rid,) in rows]
             if telegram is not None:
                 await _audit_preferences(session, kind.name, ids, telegram)
+            await _mirror(session, kind.name, ids, values)
             changed += len(ids)
     return changed
+
+
+async def _mirror(
+    session: AsyncSession, kind: str, ids: Sequence[int], values: dict[str, Any]
+) -> None:
+    """The channel preferences follow the bot's Telegram opt-out column."""
+    if "telegram_opted_out" in values:
+        accepted = not values["telegram_opted_out"]
+        await mirror_telegram(session, kind, ids, accepted, datetime.now(UTC))
 
 
 async def _audit_preferences(

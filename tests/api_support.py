@@ -15,7 +15,7 @@ from admin_api.app import create_app
 from admin_api.context import ApiContext, ReadinessCheck, SkebbyStatus
 from admin_api.metrics import Metrics
 from admin_api.server import ApiRunner
-from bot.delivery import build_channels, build_composer, build_dispatcher
+from bot.delivery import build_channels, build_composer, build_dispatcher, unsubscribe_links
 from channels.base import Channel
 from channels.dispatcher import Dispatcher
 from persistence.api_keys import issue_api_key
@@ -103,8 +103,11 @@ async def running_api(
         cost_sms=COSTS["sms"],
         cost_email=COSTS["email"],
     )
+    links = unsubscribe_links(settings)
     all_channels: dict[str, Channel] = {
-        **build_channels(settings, telegram=None, only=("storage", "email", "sms")),
+        **build_channels(
+            settings, telegram=None, only=("storage", "email", "sms"), unsubscribe=links
+        ),
         **(channels or {}),
     }
     dispatcher = build_dispatcher(settings, db.sessions, all_channels, clock)
@@ -120,6 +123,7 @@ async def running_api(
         clock=clock,
         readiness_checks=readiness or {},
         skebby_status=skebby_status,
+        unsubscribe=links,
     )
     client: TestClient[Any, Any] = TestClient(ApiTestServer(create_app(context)))
     await client.start_server()

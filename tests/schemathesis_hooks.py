@@ -143,6 +143,25 @@ def _fix_recipient(body: dict[str, Any], kind: str | None, pools: dict[str, Any]
             body.pop("related_customer_id")
 
 
+def _fix_preferences(body: dict[str, Any], pools: dict[str, Any]) -> None:
+    """Existing message typologies, and each (channel, typology) once, as the description says."""
+    choices = body.get("preferences")
+    if not isinstance(choices, list):
+        return
+    seen: set[tuple[Any, Any]] = set()
+    kept: list[Any] = []
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("typology_id") is not None:
+            choice["typology_id"] = _pick(pools["typologies"]["message"], choice["typology_id"])
+        key = (
+            (choice.get("channel"), choice.get("typology_id")) if isinstance(choice, dict) else None
+        )
+        if key not in seen:
+            seen.add(key)
+            kept.append(choice)
+    body["preferences"] = kept
+
+
 def _fix_body(case: Case, pools: dict[str, Any]) -> None:
     body = case.body
     path = case.operation.path
@@ -160,6 +179,8 @@ def _fix_body(case: Case, pools: dict[str, Any]) -> None:
         _fix_form_rules(body)
     elif path == "/api/v1/messages":
         _fix_compose(body, pools)
+    elif path.endswith("/preferences"):
+        _fix_preferences(body, pools)
     elif path.startswith("/api/v1/recipients/{kind}") and "typologies" not in path:
         _fix_recipient(body, kind, pools)
     elif path.startswith("/api/v1/invoices") and body.get("sender_id") is not None:

@@ -30,6 +30,7 @@ from admin_api.console import (
     views_messages,
     views_recipients,
     views_typologies,
+    views_unsubscribe,
 )
 from admin_api.console.drafts import DraftStore
 from admin_api.console.i18n import LANGUAGE_NAMES, load_catalogs
@@ -129,6 +130,7 @@ def setup_console(app: web.Application, context: ApiContext) -> Any:
         views_invoices,
         views_keys,
         views_audit,
+        views_unsubscribe,
     ):
         for method, path, handler, name in module.routes(context):
             app.router.add_route(method, path, handler, name=f"console.{name}")

@@ -51,7 +51,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE_NAME = "herald_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Routes reachable without logging in (the login form itself, the language switch, files).
-PUBLIC_ROUTES = frozenset({"console.login", "console.login_post", "console.language"})
+PUBLIC_ROUTES = frozenset(
+    {
+        "console.login",
+        "console.login_post",
+        "console.language",
+        "console.unsubscribe",
+        "console.unsubscribe_post",
+    }
+)
+# Posted by mail clients (RFC 8058 one-click) with no session: the signed token in the path is
+# what binds the request to the one person and channel it may change.
+CSRF_EXEMPT_ROUTES = frozenset({"console.unsubscribe_post"})
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -200,8 +211,10 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if record is not None:
         request[CONSOLE_USER] = record
     _set_i18n(request, session, record)
-    if request.method not in SAFE_METHODS and not _csrf_ok(
-        await _presented_csrf(request), str(session["csrf"])
+    if (
+        request.method not in SAFE_METHODS
+        and request.match_info.route.name not in CSRF_EXEMPT_ROUTES
+        and not _csrf_ok(await _presented_csrf(request), str(session["csrf"]))
     ):
         raise PageError(403, "csrf")
     if record is None and request.match_info.route.name not in PUBLIC_ROUTES:

@@ -29,6 +29,13 @@ from admin_api.recipient_input import AddressError, normalize_addresses, parse_c
 from admin_api.routing import path_id, recipient_kind
 from admin_api.views_recipients import import_match
 from persistence.common_queries import InvalidFieldError, PageRequest
+from persistence.models import MessageTypology
+from persistence.preferences import (
+    PREFERENCE_CHANNELS,
+    PreferenceChoice,
+    list_preferences,
+    replace_preferences,
+)
 from persistence.recipient_import import import_recipients
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
@@ -155,6 +162,16 @@ async def _form_page(
     record: Any = None,
     status: int = 200,
 ) -> web.Response:
+    choices: dict[str, str] = {}
+    message_typologies: list[Any] = []
+    if record is not None:
+        async with api_context(request).sessions() as session:
+            for c in await list_preferences(session, kind.name, record.id):
+                key = f"pref-{c.channel}-{c.typology_id or 'all'}"
+                choices[key] = "accept" if c.accepted else "refuse"
+            message_typologies = (
+                await list_typologies(session, MessageTypology, None, PageRequest(500, 0))
+            ).items
     return await render(
         request,
         "recipient_form.html",
@@ -165,6 +182,9 @@ async def _form_page(
             "record": record,
             "typologies": await _typologies(request, kind),
             "links_customer": _links_customer(kind),
+            "channels": PREFERENCE_CHANNELS,
+            "choices": choices,
+            "message_typologies": message_typologies,
         },
         status,
     )
@@ -223,6 +243,41 @@ async def update(request: web.Request) -> web.Response:
         return await _form_page(request, kind, values, errors, record, 422)
     await flash(request, tr(request, "Changes to %(name)s saved.", name=values["name"]))
     return redirect(f"/recipients/{kind.name}")
+
+
+def _choices(data: Any, typology_ids: set[int]) -> list[PreferenceChoice]:
+    """The preference grid of the form: a refused channel, and each typology's exception."""
+    chosen: list[PreferenceChoice] = []
+    for channel in PREFERENCE_CHANNELS:
+        if text_field(data, f"pref-{channel}-all", 10) == "refuse":
+            chosen.append(PreferenceChoice(channel, None, False))
+        for typology_id in sorted(typology_ids):
+            value = text_field(data, f"pref-{channel}-{typology_id}", 10)
+            if value in ("accept", "refuse"):
+                chosen.append(PreferenceChoice(channel, typology_id, value == "accept"))
+    return chosen
+
+
+async def update_preferences(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    kind = kind_of(request)
+    rid = recipient_id(request)
+    data = await form(request)
+    async with ctx.sessions.begin() as session:
+        record = await get_recipient(session, kind, user(request), rid)
+        typologies = await list_typologies(session, MessageTypology, None, PageRequest(500, 0))
+        await replace_preferences(
+            session,
+            kind,
+            rid,
+            _choices(data, {t.id for t in typologies.items}),
+            actor=actor(request),
+            via="console",
+            now=ctx.clock(),
+        )
+        name = record.name
+    await flash(request, tr(request, "Channel preferences of %(name)s saved.", name=name))
+    return redirect(f"/recipients/{kind.name}/{rid}/edit")
 
 
 async def delete_confirm(request: web.Request) -> web.Response:
@@ -340,6 +395,7 @@ def routes(_context: ApiContext) -> list[Route]:
         ("POST", base + "/new", create, "recipient_create"),
         ("GET", one + "/edit", edit_form, "recipient_edit"),
         ("POST", one + "/edit", update, "recipient_update"),
+        ("POST", one + "/preferences", update_preferences, "recipient_preferences"),
         ("GET", one + "/delete", delete_confirm, "recipient_delete_confirm"),
         ("POST", one + "/delete", delete, "recipient_delete"),
         ("GET", base + "/import", import_form, "import_form"),

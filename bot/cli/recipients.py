@@ -1,4 +1,5 @@
-"""``herald recipients add|list|show|update|delete`` (and ``import``, in ``recipients_import``).
+"""``herald recipients add|list|show|update|delete`` (``import`` and ``preferences`` in their own
+modules).
 
 The same queries, checks and owner rules as the admin API's /api/v1/recipients/{kind}: a user who
 is not a superuser sees and changes only the recipients they own (``--as``).
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from admin_api.recipient_input import AddressError, normalize_addresses
 from admin_api.schemas_recipients import RecipientCreate, RecipientPatch
 from admin_api.views_recipients import recipient_out
-from bot.cli import recipients_import
+from bot.cli import recipient_preferences, recipients_import
 from bot.cli.common import (
     CliError,
     Subcommands,
@@ -88,6 +89,7 @@ def add_parsers(commands: Subcommands) -> None:
     )
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
     recipients_import.add_parser(actions)
+    recipient_preferences.add_parser(actions)
 
 
 def _add_fields(parser: argparse.ArgumentParser, *, creating: bool) -> None:
