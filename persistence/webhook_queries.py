@@ -12,17 +12,23 @@ the answers from recipients its owner owns.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import audit
+from persistence.api_keys import KEY_PREFIX as API_KEY_START
+from persistence.audit import Actor, AuditAction
 from persistence.id_filter import id_filters
 from persistence.models import (
+    ApiKey,
     Customer,
     DeliveryStatus,
     ExternalSubject,
@@ -35,31 +41,42 @@ from persistence.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from persistence.notify import WEBHOOKS_CHANNEL, notify
 
 MR = MessageRecipient
 WE = WebhookEvent
 
+
+class WebhookEventType(enum.StrEnum):
+    """What an endpoint may subscribe to."""
+
+    DELIVERY_SUCCESS = "delivery.success"
+    DELIVERY_FAILED = "delivery.failed"
+    DELIVERY_BLOCKED = "delivery.blocked"
+    DELIVERY_INVALID = "delivery.invalid"
+    DELIVERY_CANCELLED = "delivery.cancelled"
+    DELIVERY_DUPLICATE = "delivery.duplicate"
+    DELIVERY_RECALLED = "delivery.recalled"
+    SMS_REPORT = "sms.report"
+    MESSAGE_RECEIVED = "message.received"
+    BROADCAST_DONE = "broadcast.done"
+
+
 # A delivery's final status → the event type that reports it.
 DELIVERY_EVENTS: Mapping[str, str] = {
-    DeliveryStatus.SUCCESS.value: "delivery.success",
-    DeliveryStatus.FAILED.value: "delivery.failed",
-    DeliveryStatus.BLOCKED.value: "delivery.blocked",
-    DeliveryStatus.INVALID.value: "delivery.invalid",
-    DeliveryStatus.CANCELLED.value: "delivery.cancelled",
-    DeliveryStatus.DUPLICATE.value: "delivery.duplicate",
+    DeliveryStatus.SUCCESS.value: WebhookEventType.DELIVERY_SUCCESS.value,
+    DeliveryStatus.FAILED.value: WebhookEventType.DELIVERY_FAILED.value,
+    DeliveryStatus.BLOCKED.value: WebhookEventType.DELIVERY_BLOCKED.value,
+    DeliveryStatus.INVALID.value: WebhookEventType.DELIVERY_INVALID.value,
+    DeliveryStatus.CANCELLED.value: WebhookEventType.DELIVERY_CANCELLED.value,
+    DeliveryStatus.DUPLICATE.value: WebhookEventType.DELIVERY_DUPLICATE.value,
 }
-RECALLED_EVENT = "delivery.recalled"
-SMS_REPORT_EVENT = "sms.report"
-RECEIVED_EVENT = "message.received"
-BROADCAST_DONE_EVENT = "broadcast.done"
+RECALLED_EVENT = WebhookEventType.DELIVERY_RECALLED.value
+SMS_REPORT_EVENT = WebhookEventType.SMS_REPORT.value
+RECEIVED_EVENT = WebhookEventType.MESSAGE_RECEIVED.value
+BROADCAST_DONE_EVENT = WebhookEventType.BROADCAST_DONE.value
 PING_EVENT = "ping"  # POST /webhooks/{id}/test: to that endpoint only, never subscribed
-EVENT_TYPES: tuple[str, ...] = (
-    *DELIVERY_EVENTS.values(),
-    RECALLED_EVENT,
-    SMS_REPORT_EVENT,
-    RECEIVED_EVENT,
-    BROADCAST_DONE_EVENT,
-)
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in WebhookEventType)
 _OWNER_MODELS: Mapping[str, type[Customer] | type[ExternalSubject]] = {
     "customer": Customer,
     "external_subject": ExternalSubject,
@@ -78,7 +95,19 @@ async def create_endpoint(
     secret: str,
     description: str = "",
     api_key_id: int | None = None,
+    key_prefix: str | None = None,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
+    """A new active endpoint; ``key_prefix`` (an API key's display prefix) names the key that
+    registered it."""
+    if api_key_id is None and key_prefix:
+        api_key_id = await session.scalar(
+            select(ApiKey.id).where(
+                ApiKey.user_id == owner_id,
+                ApiKey.prefix == key_prefix.removeprefix(API_KEY_START),
+                ApiKey.revoked_at.is_(None),
+            )
+        )
     endpoint = WebhookEndpoint(
         owner_id=owner_id,
         api_key_id=api_key_id,
@@ -91,7 +120,17 @@ async def create_endpoint(
     session.add(endpoint)
     await session.flush()
     await session.refresh(endpoint)
+    if actor is not None:
+        await audit.record(
+            session, actor, AuditAction.WEBHOOK_CREATED, "webhook", [endpoint.id], _facts(endpoint)
+        )
     return endpoint
+
+
+def _facts(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit log keeps of an endpoint: its host and events (never the secret, nor the
+    URL's path and query, which may carry a token)."""
+    return {"host": urlsplit(endpoint.url).hostname or "", "events": list(endpoint.events)}
 
 
 async def list_endpoints(session: AsyncSession, owner_id: int) -> list[WebhookEndpoint]:
@@ -115,7 +154,11 @@ async def get_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, owner_id: int, endpoint_id: int, changes: Mapping[str, Any]
+    session: AsyncSession,
+    owner_id: int,
+    endpoint_id: int,
+    changes: Mapping[str, Any],
+    actor: Actor | None = None,
 ) -> WebhookEndpoint | None:
     endpoint = await get_endpoint(session, owner_id, endpoint_id)
     if endpoint is None:
@@ -123,14 +166,25 @@ async def update_endpoint(
     for name, value in changes.items():
         setattr(endpoint, name, sorted(set(value)) if name == "events" else value)
     await session.flush()
+    if actor is not None:
+        facts = {**_facts(endpoint), "fields": sorted(changes), "active": endpoint.active}
+        await audit.record(
+            session, actor, AuditAction.WEBHOOK_UPDATED, "webhook", [endpoint.id], facts
+        )
     return endpoint
 
 
-async def delete_endpoint(session: AsyncSession, owner_id: int, endpoint_id: int) -> bool:
+async def delete_endpoint(
+    session: AsyncSession, owner_id: int, endpoint_id: int, actor: Actor | None = None
+) -> bool:
     """Delete the endpoint with its events and attempts; False when it is not the owner's."""
     found = await get_endpoint(session, owner_id, endpoint_id)
     if found is None:
         return False
+    if actor is not None:
+        await audit.record(
+            session, actor, AuditAction.WEBHOOK_DELETED, "webhook", [endpoint_id], _facts(found)
+        )
     ids = select(WE.id).where(WE.endpoint_id == endpoint_id)
     await session.execute(delete(WebhookAttempt).where(WebhookAttempt.event_id.in_(ids)))
     await session.execute(delete(WE).where(WE.endpoint_id == endpoint_id))
@@ -245,6 +299,7 @@ async def add_events(
             )
     if rows:
         await session.execute(insert(WE), rows)
+        await notify(session, WEBHOOKS_CHANNEL, "")  # every process's sender looks at commit
     return [row["id"] for row in rows]
 
 
