@@ -64,8 +64,8 @@ class Receiver:
             self.changed.notify_all()
         return await self.answer(request, n)
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout), self.changed:
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(20), self.changed:
             await self.changed.wait_for(lambda: len(self.received) >= count)
 
     def event_ids(self) -> list[str]:
