@@ -178,8 +178,14 @@ class WebhookSender:
     # --- the loop ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        rescue_every = self.config.lease_seconds / 3
+        next_rescue = 0.0
         while not self._stopping.is_set():
+            self._wake.clear()  # before looking: a wake during the claim is not lost
             try:
+                if time.monotonic() >= next_rescue:
+                    await self.rescue()
+                    next_rescue = time.monotonic() + rescue_every
                 started = await self._claim_round()
             except asyncio.CancelledError:
                 raise
@@ -188,8 +194,13 @@ class WebhookSender:
                 continue
             self._episode.recovered()
             if not started:
-                self._wake.clear()
                 await wait_event(self._wake, self.config.idle_poll_seconds)
+
+    async def rescue(self) -> int:
+        """Events left ``sending`` by a sender that died are due again once their lease ran
+        out (this sender's own are never expired: each attempt ends within the lease)."""
+        async with self._sessions.begin() as session:
+            return await sql.rescue_expired(session, self._clock())
 
     async def run_once(self) -> int:
         """Claim what is due now and wait for every attempt (the tests' and the CLI's step)."""
@@ -243,7 +254,6 @@ class WebhookSender:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._wake.set()  # a slot is free
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("a webhook attempt failed unexpectedly", exc_info=exc)
 
@@ -263,9 +273,15 @@ class WebhookSender:
                     await sql.release(session, owner=self.owner, ids=[event.id], now=self._clock())
             raise
         finally:
-            self._inflight[event.endpoint_id] -= 1
-            if self._inflight[event.endpoint_id] <= 0:
-                del self._inflight[event.endpoint_id]
+            endpoint = event.endpoint_id
+            self._inflight[endpoint] -= 1
+            left = self._inflight[endpoint]
+            if left <= 0:
+                del self._inflight[endpoint]
+            # Claim again once half the endpoint's slots are free (or all): a claim per batch,
+            # not per event.
+            if left <= self.config.per_endpoint_concurrency // 2:
+                self._wake.set()
 
     def _outcome(
         self, event: ClaimedEvent, answer: _Answer, at: datetime, duration_ms: int

@@ -591,8 +591,10 @@ class WebhookEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        Index("ix_webhook_events_due", "status", "next_attempt_at"),
+        # The claim: an endpoint's pending events in due order (the index alone).
+        Index("ix_webhook_events_claim", "endpoint_id", "status", "next_attempt_at"),
         Index("ix_webhook_events_endpoint", "endpoint_id", "created_at"),
+        Index("ix_webhook_events_lease", "status", "lease_expires_at"),
     )
 
 

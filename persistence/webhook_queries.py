@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import audit
@@ -509,20 +509,30 @@ class ClaimedEvent:
 
 
 def _due(now: datetime) -> Any:
-    return or_(
-        and_(WE.status == WebhookEventStatus.PENDING, WE.next_attempt_at <= now),
-        # A sender that died mid-attempt: its lease ran out, the event is due again.
-        and_(WE.status == WebhookEventStatus.SENDING, WE.lease_expires_at < now),
+    return and_(WE.status == WebhookEventStatus.PENDING, WE.next_attempt_at <= now)
+
+
+async def rescue_expired(session: AsyncSession, now: datetime) -> int:
+    """Events whose sender died mid-attempt (lease run out while ``sending``) are due again."""
+    result = await session.execute(
+        update(WE)
+        .where(WE.status == WebhookEventStatus.SENDING, WE.lease_expires_at < now)
+        .values(
+            status=WebhookEventStatus.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+        )
+        .execution_options(synchronize_session=False)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def due_endpoints(session: AsyncSession, now: datetime) -> list[int]:
-    """Active endpoints with events due now."""
+    """Active endpoints with events due now (one index probe per endpoint)."""
+    due = select(WE.id).where(WE.endpoint_id == WebhookEndpoint.id, _due(now)).exists()
     rows = await session.execute(
-        select(WE.endpoint_id)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WE.endpoint_id)
-        .where(_due(now), WebhookEndpoint.active.is_(True))
-        .distinct()
+        select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True), due)
     )
     return sorted(endpoint_id for (endpoint_id,) in rows)
 
@@ -545,7 +555,7 @@ async def claim(
         due = (
             select(WE.id)
             .where(WE.endpoint_id == endpoint_id, _due(now))
-            .order_by(WE.next_attempt_at, WE.created_at, WE.id)
+            .order_by(WE.next_attempt_at)
             .limit(limit)
         )
         if postgres:

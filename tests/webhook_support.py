@@ -24,7 +24,8 @@ def readme_verify() -> Verify:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
     (code,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "def verify" in b]
-    assert len(code.strip().splitlines()) <= 10, "the README promises a ten-line example"
+    lines = [line for line in code.splitlines() if line.strip()]
+    assert len(lines) <= 10, "the README promises a ten-line example"
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     verify: Verify = namespace["verify"]

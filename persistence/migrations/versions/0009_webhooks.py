@@ -73,7 +73,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
     )
     op.create_index(
-        "ix_webhook_events_due", "webhook_events", ["status", "next_attempt_at"], unique=False
+        "ix_webhook_events_claim",
+        "webhook_events",
+        ["endpoint_id", "status", "next_attempt_at"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_webhook_events_lease", "webhook_events", ["status", "lease_expires_at"], unique=False
     )
     op.create_index(
         "ix_webhook_events_endpoint", "webhook_events", ["endpoint_id", "created_at"], unique=False
