@@ -18,6 +18,8 @@ from channels.webhook_channel import WebhookConfig, WebhookSender
 from channels.webhook_urls import UrlPolicy
 from persistence import webhook_queries as sql
 from persistence.models import WebhookAttempt, WebhookEvent
+from persistence.recipient_kinds import default_registry
+from persistence.sms_inbound import ReceivedSms, store_received_sms
 from tests.api_support import Api, running_api
 from tests.conftest import Database
 from tests.factories import make_customers
@@ -294,3 +296,48 @@ async def test_a_cancel_tells_every_cancelled_delivery(api: Api) -> None:
     kinds = [r.event["type"] for r in target.received]
     assert kinds == ["delivery.cancelled"] * 3
     assert {r.event["data"]["recipient"]["id"] for r in target.received} == {p.id for p in people}
+
+
+async def test_a_dead_senders_events_are_sent_once_its_lease_runs_out(api: Api) -> None:
+    """Events claimed by a sender that died go out from another after the lease expires."""
+    user, key = await api.user("alice")
+    async with receiver() as target:
+        await register(api, key, target.url, "delivery.success")
+        await broadcast(api, key, user.id, 2)
+        now = api.clock()
+        async with api.db.sessions.begin() as session:
+            (endpoint_id,) = await sql.due_endpoints(session, now)
+            taken = await sql.claim(
+                session,
+                now=now,
+                lease_until=now + timedelta(seconds=60),
+                owner="dead",
+                slots={endpoint_id: 10},
+            )
+        assert len(taken) == 2
+        hooks = sender(api)
+        assert await hooks.run_once() == 0  # still leased
+        api.clock.advance(61)
+        assert await hooks.rescue() == 2
+        assert await hooks.run_once() == 2
+    assert sorted(target.event_ids()) == sorted(e.id for e in taken)
+
+
+async def test_a_received_sms_is_a_message_received_event_for_the_senders_owner(
+    api: Api,
+) -> None:
+    """An SMS answer stored in a thread tells the endpoint of the person's owner, with the
+    text and the sender, in the same transaction."""
+    alice, key = await api.user("alice")
+    (person,) = await make_customers(api.db.sessions, 1, owner_id=alice.id, sms="+393331234567")
+    async with receiver() as target:
+        await register(api, key, target.url, "message.received")
+        async with api.db.sessions.begin() as session:
+            sms = ReceivedSms("sk-1", "+393331234567", "Yes, thanks", api.clock())
+            message_id, _ = await store_received_sms(session, default_registry(), sms)
+        await until_settled(api, sender(api))
+    (got,) = target.received
+    assert got.event["type"] == "message.received"
+    data = got.event["data"]
+    assert (data["message_id"], data["body"], data["channel"]) == (message_id, "Yes, thanks", "sms")
+    assert data["senders"] == [{"kind": "customer", "id": person.id}]
