@@ -58,6 +58,9 @@ class Delivery:
     address: str
     attempts: int  # including the current one
     batch_key: str | None = None
+    # A personalised broadcast's placeholder values for this recipient (channels.personalise);
+    # None: the message is sent as written.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

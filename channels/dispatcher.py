@@ -727,7 +727,14 @@ def _chat_ids(deliveries: Sequence[ClaimedDelivery]) -> list[int]:
 
 def _as_delivery(d: ClaimedDelivery) -> Delivery:
     return Delivery(
-        d.id, d.message_id, d.recipient_kind, d.recipient_id, d.address, d.attempts, d.batch_key
+        d.id,
+        d.message_id,
+        d.recipient_kind,
+        d.recipient_id,
+        d.address,
+        d.attempts,
+        d.batch_key,
+        d.params,
     )
 
 
