@@ -51,7 +51,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from channels import rich_text
 from channels.sms_text import SmsAnalysis, analyse_sms
-from channels.telegram_text import render_messages, utf16_len
+from channels.telegram_text import render_messages
 
 # The placeholders a template may name, and the recipient column each one reads.
 PLACEHOLDERS: dict[str, str] = {
@@ -125,9 +125,7 @@ class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" or (
-            operator == "*" and not (_is_number(left) and _is_number(right))
-        ):
+        if operator == "**" or (operator == "*" and not (_is_number(left) and _is_number(right))):
             raise SecurityError(f"the {operator} operator is only allowed between numbers")
         return super().call_binop(context, operator, left, right)
 
@@ -320,11 +318,11 @@ def _check(ast: nodes.Template, field: str) -> None:
                 field, "placeholders read only the recipient's data (name, extra.…)"
             )
     declared = _declared_names(ast)
-    for name in ast.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in PLACEHOLDERS and name.name not in declared:
+    for used in ast.find_all(nodes.Name):
+        if used.ctx == "load" and used.name not in PLACEHOLDERS and used.name not in declared:
             raise TemplateError(
                 field,
-                f"unknown placeholder {name.name!r}; use one of {', '.join(PLACEHOLDERS)}",
+                f"unknown placeholder {used.name!r}; use one of {', '.join(PLACEHOLDERS)}",
             )
 
 
@@ -393,9 +391,7 @@ class Personalisation:
         )
         parts = [t for t in (compiled_subject, compiled_body, compiled_html) if t is not None]
         required = sorted({p for t in parts for p in t.required}, key=path_name)
-        optional = sorted(
-            {p for t in parts for p in t.optional} - set(required), key=path_name
-        )
+        optional = sorted({p for t in parts for p in t.optional} - set(required), key=path_name)
         return cls(compiled_subject, compiled_body, compiled_html, tuple(required), tuple(optional))
 
     @property
@@ -452,7 +448,7 @@ def context_of(recipient: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if v is not None}
 
 
-# --- rendering per channel -------------------------------------------------------------------------
+# --- rendering per channel ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -493,21 +489,22 @@ class Renderer:
             self._cache.popitem(last=False)
         return compiled
 
-    def _raw(self, source: str, context: Mapping[str, Any], field: str) -> str:
+    def raw(self, source: str, context: Mapping[str, Any], field: str) -> str:
         if not is_personalised(source):
             return source
         return self.template(source, field=field).render(context)
 
-    def _html(self, context: Mapping[str, Any], field: str) -> Callable[[str], str]:
-        def render(source: str) -> str:
-            if not is_personalised(source):
-                return source
-            return self.template(source, field=field, escape_html=True).render(context)
+    def html(self, source: str, context: Mapping[str, Any], field: str) -> str:
+        """``source`` (HTML) rendered with HTML-escaped values."""
+        if not is_personalised(source):
+            return source
+        return self.template(source, field=field, escape_html=True).render(context)
 
-        return render
+    def _html(self, context: Mapping[str, Any], field: str) -> Callable[[str], str]:
+        return lambda source: self.html(source, context, field)
 
     def subject(self, subject: str, context: Mapping[str, Any]) -> str:
-        return self._raw(subject, context, "subject")
+        return self.raw(subject, context, "subject")
 
     def telegram(
         self,
@@ -520,8 +517,8 @@ class Renderer:
         """The Telegram messages and their parse mode (plain text: rendered raw, then escaped
         and split as always; Markdown/HTML: converted, then rendered with escaped values)."""
         if fmt is rich_text.Format.TEXT:
-            rendered_subject = self._raw(subject, context, "subject")
-            rendered_body = self._raw(body, context, "body")
+            rendered_subject = self.raw(subject, context, "subject")
+            rendered_body = self.raw(body, context, "body")
             return render_messages(rendered_subject, rendered_body, parse_mode), parse_mode
         texts = rich_text.telegram_messages(subject, body, fmt, render=self._html(context, "body"))
         return texts, "HTML"
@@ -537,13 +534,13 @@ class Renderer:
         text_to_html: Callable[[str, str], str],
     ) -> tuple[str, str, str]:
         """The email's subject, text part and HTML part."""
-        rendered_subject = self._raw(subject, context, "subject")
+        rendered_subject = self.raw(subject, context, "subject")
         if fmt is rich_text.Format.TEXT and not buttons:
-            text = self._raw(body, context, "body")
+            text = self.raw(body, context, "body")
             page = text_to_html(rendered_subject, text)
         else:
             text = rich_text.plain_text(
-                body, fmt, buttons, render=lambda s: self._raw(s, context, "body")
+                body, fmt, buttons, render=lambda s: self.raw(s, context, "body")
             )
             page = rich_text.email_html(
                 subject, body, fmt, buttons, render=self._html(context, "body")
@@ -561,9 +558,9 @@ class Renderer:
     ) -> str:
         """The SMS text: the body without formatting, values as they are."""
         if fmt is rich_text.Format.TEXT and not buttons:
-            return self._raw(body, context, "body")
+            return self.raw(body, context, "body")
         return rich_text.plain_text(
-            body, fmt, buttons, render=lambda s: self._raw(s, context, "body")
+            body, fmt, buttons, render=lambda s: self.raw(s, context, "body")
         )
 
 
@@ -607,10 +604,7 @@ def render_for_recipient(
             channel, text=text, sms=analyse_sms(text, max_fragments=max_sms_fragments)
         )
     return RenderedContent(
-        channel, subject=renderer.subject(subject, context), text=renderer._raw(body, context, "body")
+        channel,
+        subject=renderer.subject(subject, context),
+        text=renderer.raw(body, context, "body"),
     )
-
-
-def telegram_units_bound(text: str) -> int:
-    """An upper bound of the UTF-16 units ``text`` takes once escaped for Telegram HTML."""
-    return 5 * utf16_len(text)
