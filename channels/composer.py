@@ -315,6 +315,7 @@ class Composer:
         plan = ChannelPlan(channel, classification, 1, self.config.costs.get(channel, Decimal(0)))
         fmt = rich_text.Format(request.format)
         buttons = rich_text.check_buttons(request.buttons)
+        plan.personalised = data.personal is not None
         if data.personal is not None and channel in ("sms", "telegram"):
             # Counted on each recipient's rendered text (PersonalData.fill)
             plan.units_by_recipient = data.units.get(channel, {})

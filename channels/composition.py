@@ -129,6 +129,7 @@ class ChannelPlan:
     units_by_recipient: dict[RecipientRef, int] | None = None
     encodings: dict[str, int] | None = None
     previews: list[dict[str, Any]] = field(default_factory=list)
+    personalised: bool = False
 
     @property
     def units(self) -> int:
@@ -167,7 +168,7 @@ class ChannelPlan:
             }
         if self.telegram_parts is not None:
             result["telegram_parts"] = self.telegram_parts
-        result["personalised"] = self.units_by_recipient is not None
+        result["personalised"] = self.personalised
         if self.encodings is not None:
             result["sms_encodings"] = self.encodings
         result["previews"] = self.previews
