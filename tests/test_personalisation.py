@@ -13,10 +13,12 @@ from channels.base import Delivery
 from channels.personalise import MissingDataError, TemplateError, render_for_recipient
 from channels.smtp_channel import EmailChannel
 from persistence import outbox
+from persistence.users import user_by_name
 from sandbox.skebby_simulator import SkebbySimulator
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.api_support import Api, running_api
 from tests.conftest import Database
+from tests.console_support import running_console
 from tests.factories import make_customers
 from tests.harness import pipeline
 from tests.test_email_channel import Server, StartServer, start_server
@@ -243,3 +245,33 @@ async def test_unpersonalised_broadcast_stores_no_params(
         assert [d.params for d in claimed] == [None]
     assert Delivery(1, 1, "customer", 1, "x", 1).params is None
     assert outbox.ClaimedDelivery(1, 1, "customer", 1, "x", 1, None).params is None
+
+
+async def test_console_check_page_shows_previews_and_reasons(db: Database, tmp_path: Path) -> None:
+    """The console's check page shows each first recipient's rendered message (values escaped)
+    and, for the others, why they will not get it."""
+    async with running_console(db, tmp_path) as console:
+        browser = await console.user("alice")
+        async with console.api.db.sessions() as session:
+            alice = await user_by_name(session, "alice")
+        assert alice is not None
+        await make_customers(
+            console.api.db.sessions,
+            2,
+            owner_id=alice.id,
+            name=lambda i: ["Ann <b>", "Bob"][i],
+            telegram_chat_id=lambda i: CHAT + i,
+            extra=lambda i: [{"contract_number": "C-9"}, {}][i],
+        )
+        form = {
+            "channels": ["telegram"],
+            "kind": "customer",
+            "mode": "filter",
+            "subject": "",
+            "body": BODY,
+        }
+        page = await browser.post("/send/check", form)
+        assert page.status == 200, page.text[:2000]
+        assert "Dear Ann &lt;b&gt;, contract C-9 renews soon." in page.text
+        assert "missing extra.contract_number" in page.text
+        assert "Preview for the first recipients" in page.text
