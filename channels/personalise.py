@@ -608,3 +608,18 @@ def render_for_recipient(
         subject=renderer.subject(subject, context),
         text=renderer.raw(body, context, "body"),
     )
+
+
+def as_received(
+    subject: str, body: str, params: Mapping[str, Any] | None, renderer: Renderer | None = None
+) -> tuple[str, str]:
+    """The subject and body one recipient got (the inbox's thread shows them): rendered with
+    the delivery's stored values, or as written when it was not personalised (or no longer
+    renders)."""
+    if params is None:
+        return subject, body
+    r = renderer or Renderer()
+    try:
+        return r.subject(subject, params), r.raw(body, params, "body")
+    except (TemplateError, MissingDataError):
+        return subject, body

@@ -39,7 +39,8 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
 
 async def test_presend_renders_every_recipient_and_send_skips_the_incomplete(api: Api) -> None:
     """A recipient without the placeholder's value is invalid ("missing extra.contract_number")
-    in presend, with previews of the rendered messages; the send skips them like any invalid."""
+    in presend, with previews of the rendered messages; the send skips them like any invalid;
+    the inbox thread shows what the recipient got."""
     anna, bruno = await make_customers(
         api.db.sessions,
         2,
@@ -63,6 +64,12 @@ async def test_presend_renders_every_recipient_and_send_skips_the_incomplete(api
     assert preview["text"] == "Dear Anna, contract C-17 renews soon."
     sent = await api.post(MESSAGES, json=request, expect=202)
     assert sent["messages"][0]["counts"] == {"pending": 1, "invalid": 1, "duplicate": 0}
+    thread = await api.get(f"/api/v1/recipients/customer/{anna.id}/messages", expect=200)
+    (entry,) = thread["items"]
+    assert (entry["subject"], entry["body"]) == (
+        "Hello Anna",
+        "Dear Anna, contract C-17 renews soon.",
+    )
 
 
 async def test_unusable_placeholders_are_a_422_naming_the_field(api: Api) -> None:
