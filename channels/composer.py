@@ -636,6 +636,8 @@ def personalisation(request: ComposeRequest) -> Personalisation | None:
 # escaped to five (&amp;) and counted twice (a surrogate pair) stays within 4,096.
 _TELEGRAM_ONE_PART = rich_text.TELEGRAM_TEXT_LIMIT // 10
 PREVIEWS = 3
+# The longest text one recipient of Skebby's POST paramsms may get, per encoding.
+PARAMSMS_LIMITS = {"gsm": 1000, "ucs2": 450}
 
 
 class PersonalData:
@@ -719,6 +721,12 @@ class PersonalData:
                     reason = (
                         f"the personalised SMS needs {analysis.fragments} fragments "
                         f"({analysis.encoding}); the limit is {limit}"
+                    )
+                elif len(text) > PARAMSMS_LIMITS[analysis.encoding]:
+                    reason = (
+                        f"the personalised SMS has {len(text)} characters; Skebby's parametric "
+                        f"SMS take at most {PARAMSMS_LIMITS[analysis.encoding]} "
+                        f"({analysis.encoding})"
                     )
                 verdict = seen[text] = (analysis.encoding, analysis.fragments, reason)
             encoding, fragments, reason = verdict

@@ -3,6 +3,8 @@ every recipient by presend, refused when unsafe, and sent as parametric SMS."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +284,37 @@ async def test_console_check_page_shows_previews_and_reasons(db: Database, tmp_p
         assert "Dear Ann &lt;b&gt;, contract C-9 renews soon." in page.text
         assert "missing extra.contract_number" in page.text
         assert "Preview for the first recipients" in page.text
+
+
+def _readme_example() -> dict[str, Any]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- personalise-example:", 1)[1].split("```", 2)[1]
+    argv = shlex.split(block.replace("\\\n", " "))
+    return dict(json.loads(argv[argv.index("-d") + 1]))
+
+
+async def test_the_readme_example_works_as_written(api: Api) -> None:
+    """The README's personalisation example, after the README's PATCH of one customer's extra:
+    presend renders that one and reports the other as missing extra.contract_number."""
+    example = _readme_example()
+    first, second = await make_customers(
+        api.db.sessions,
+        2,
+        name=lambda i: f"Client {i}",
+        sms=lambda i: f"+39333123456{i}",
+        email=lambda i: f"c{i}@example.com",
+        telegram_chat_id=lambda i: 50 + i,
+    )
+    await api.call(
+        "PATCH",
+        f"/api/v1/recipients/customer/{first.id}",
+        json={"extra": {"contract_number": "C-17"}},
+        expect=200,
+    )
+    example["recipients"] = {"customer": [first.id, second.id]}
+    plan = await api.post(MESSAGES, json=example, expect=200)
+    for channel in plan["channels"]:
+        assert (channel["valid"], channel["invalid"]) == (1, 1), channel
+        assert channel["invalid_recipients"][0]["reason"] == "missing extra.contract_number"
+    sms = next(c for c in plan["channels"] if c["channel"] == "sms")
+    assert sms["previews"][0]["text"] == "Dear Client 0, contract C-17 renews on 1 March."
