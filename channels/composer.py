@@ -47,11 +47,13 @@ from channels.composition import (
     SendResult,
 )
 from channels.personalise import (
+    SIZE_KEY,
     MissingDataError,
     Personalisation,
     Renderer,
     TemplateError,
     dump_params,
+    is_personalised,
 )
 from channels.sms_text import analyse_sms
 from channels.smtp_channel import text_to_html
@@ -248,7 +250,7 @@ class Composer:
         personal = personalisation(request)
         candidates, not_visible = await self._candidates(session, user, request, personal)
         refused = await self._refusals(session, request)
-        data = self._personal_data(personal, request, candidates)
+        data = self._personal_data(personal, request, candidates, store=False)
         region = self.config.default_region
         plans = []
         for channel in request.channels:
@@ -273,12 +275,14 @@ class Composer:
         personal: Personalisation | None,
         request: ComposeRequest,
         candidates: list[CandidateRow],
+        *,
+        store: bool,
     ) -> PersonalData:
         """Every recipient's placeholder values, and per channel what its rendered text costs
         (or why it cannot be sent): all recipients, not a sample."""
         data = PersonalData(personal, self.config, Renderer())
         if personal is not None:
-            data.fill(request, candidates)
+            data.fill(request, candidates, store=store)
         return data
 
     async def _candidates(
@@ -480,7 +484,7 @@ class Composer:
             raise RecipientsNotVisibleError(not_visible)
         region = self.config.default_region
         refused = await self._refusals(session, request)
-        data = self._personal_data(personal, request, candidates)
+        data = self._personal_data(personal, request, candidates, store=True)
         classifiers = [
             Classifier(
                 channel, default_region=region, refused=data.refusals(channel, refused.get(channel))
@@ -669,7 +673,10 @@ class PersonalData:
             merged.update(refused)
         return merged
 
-    def fill(self, request: ComposeRequest, candidates: Sequence[CandidateRow]) -> None:
+    def fill(
+        self, request: ComposeRequest, candidates: Sequence[CandidateRow], *, store: bool
+    ) -> None:
+        """``store``: also the JSON of each recipient's values, for the delivery rows."""
         assert self.personal is not None
         index_of = {name: i for i, name in enumerate(Candidate._fields)}
         extract = self.personal.extractor(index_of)
@@ -683,7 +690,8 @@ class PersonalData:
                 missing[ref] = reason
                 continue
             contexts[ref] = values
-            params[ref] = dump_params(values)
+            if store:
+                params[ref] = dump_params(values)
         self.params = params
         fmt = rich_text.Format(request.format)
         buttons = rich_text.check_buttons(request.buttons)
@@ -742,15 +750,29 @@ class PersonalData:
         attachments = len(request.attachments)
         mode = self.config.telegram_parse_mode
         subject, body = request.subject, request.body
+        # Compiled once; most texts are short enough to be one message without splitting them.
+        templates = [
+            renderer.template(text, field=name)
+            for text, name in ((subject, "subject"), (body, "body"))
+            if is_personalised(text)
+        ]
+        static = sum(len(text) for text in (subject, body) if not is_personalised(text))
+        bounds = [t.length_bound() for t in templates]
+        quick = None  # the rendered length from the values' total length, when it can tell
+        if all(b is not None for b in bounds):
+            static += sum(b[0] for b in bounds if b is not None)
+            quick = max((b[1] for b in bounds if b is not None), default=0) * len(bounds)
         for ref, context in self.contexts.items():
             try:
-                size = len(renderer.subject(subject, context)) + len(
-                    renderer.raw(body, context, "body")
-                )
+                values = context.get(SIZE_KEY)
+                if quick is not None and values is not None:
+                    size = static + quick * values
+                else:
+                    size = static + sum(len(t.render(context)) for t in templates)
                 if size <= _TELEGRAM_ONE_PART:
-                    parts = 1
-                else:  # long: split as the channel will, after rendering
-                    parts = len(renderer.telegram(subject, body, fmt, context, mode)[0])
+                    continue  # one message: the plan's default units
+                # long: split as the channel will, after rendering
+                parts = len(renderer.telegram(subject, body, fmt, context, mode)[0])
             except (MissingDataError, rich_text.MarkupError) as exc:
                 self._refuse("telegram", ref, str(exc))
                 continue
