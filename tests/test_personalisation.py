@@ -318,3 +318,20 @@ async def test_the_readme_example_works_as_written(api: Api) -> None:
         assert channel["invalid_recipients"][0]["reason"] == "missing extra.contract_number"
     sms = next(c for c in plan["channels"] if c["channel"] == "sms")
     assert sms["previews"][0]["text"] == "Dear Client 0, contract C-17 renews on 1 March."
+
+
+def test_render_for_recipient_escapes_per_channel() -> None:
+    """The renderer other features call: Telegram HTML and email HTML escaped, SMS and the email
+    text part raw, an HTML body's own tags kept."""
+    context = {"name": "A & <B>", "extra": {"code": 7}}
+    telegram = render_for_recipient(
+        "", "<b>Hi</b> {{ name }} #{{ extra.code }}", context, "telegram", fmt="html"
+    )
+    assert telegram.texts == ("<b>Hi</b> A &amp; &lt;B&gt; #7",)
+    sms = render_for_recipient("", "<b>Hi</b> {{ name }}", context, "sms", fmt="html")
+    assert sms.text == "Hi A & <B>" and sms.sms is not None and sms.sms.encoding == "gsm"
+    email = render_for_recipient("S {{ name }}", "Hi {{ name }}", context, "email")
+    assert email.subject == "S A & <B>" and email.text == "Hi A & <B>"
+    assert email.html is not None and "Hi A &amp; &lt;B&gt;" in email.html
+    with pytest.raises(MissingDataError, match=r"missing extra\.other"):
+        render_for_recipient("", "{{ extra.other }}", context, "telegram")
