@@ -47,6 +47,7 @@ class ClaimedDelivery:
     address: str
     attempts: int
     batch_key: str | None
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ async def claim(
                 MR.address,
                 MR.attempts,
                 MR.batch_key,
+                MR.params,
             )
             .execution_options(synchronize_session=False)
         )
