@@ -1,7 +1,7 @@
 """delivery-status webhooks: endpoints, their events (an outbox of its own) and attempts
 
-Revision ID: 0009_webhooks
-Revises: 0008_recipient_preferences
+Revision ID: 0010_webhooks
+Revises: 0009_delivery_params
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0009_webhooks"
-down_revision: str | None = "0008_recipient_preferences"
+revision: str = "0010_webhooks"
+down_revision: str | None = "0009_delivery_params"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
