@@ -26,6 +26,7 @@ from bot.cli import (
     service,
     typologies,
     users,
+    webhooks,
 )
 from bot.cli.common import CliError, UsageError, print_json, validation_message
 from bot.logging_setup import Redactor, configure_logging
@@ -47,6 +48,7 @@ COMMAND_MODULES = (
     keys,
     users,
     audit,
+    webhooks,
 )
 
 EXAMPLES = """\
