@@ -142,6 +142,7 @@ async def _event_rate(url: str, user: User, ids: list[int], per_endpoint: int) -
             sessions,
             replace(config, policy=UrlPolicy(allow_loopback=True)),
             clock,
+            deliveries_busy=dispatcher.busy,
         )
         started = time.perf_counter()
         await sender.start()

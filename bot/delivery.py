@@ -205,7 +205,8 @@ def webhook_config(settings: Settings) -> WebhookConfig:
 
 
 def build_webhook_sender(
-    settings: Settings, sessions: SessionFactory, clock: Clock
+    settings: Settings, sessions: SessionFactory, clock: Clock, dispatcher: Dispatcher
 ) -> WebhookSender:
-    """The sender of delivery-status webhooks (a loop of its own beside the dispatcher)."""
-    return WebhookSender(sessions, webhook_config(settings), clock)
+    """The sender of delivery-status webhooks (a loop of its own beside the dispatcher, giving
+    way to it while it sends)."""
+    return WebhookSender(sessions, webhook_config(settings), clock, deliveries_busy=dispatcher.busy)

@@ -300,7 +300,7 @@ class Service:
         self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
         # Webhooks: a loop of their own (own claims, own connections), so they never hold up a
         # delivery; on PostgreSQL every worker process shares them under leases.
-        webhooks = build_webhook_sender(settings, context.sessions, context.clock)
+        webhooks = build_webhook_sender(settings, context.sessions, context.clock, dispatcher)
         await webhooks.start()
         self._stack.push_async_callback(webhooks.stop)
         self.webhooks = webhooks

@@ -156,6 +156,10 @@ class Dispatcher:
         self._working: set[int] = set()
         self._episodes: dict[str, FailureEpisode] = {}
 
+    def busy(self) -> bool:
+        """Deliveries are being sent by this process right now (the webhook sender gives way)."""
+        return bool(self._working)
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, channels: Collection[str] | None = None) -> None:

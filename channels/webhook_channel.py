@@ -31,6 +31,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -68,6 +69,9 @@ class WebhookConfig:
     backoff_max_seconds: float = 1800.0
     per_endpoint_concurrency: int = 4
     concurrency: int = 64
+    # POSTs at a time while this process is sending deliveries: events then wait a little, so
+    # that they never slow the broadcasts they report on.
+    busy_concurrency: int = 4
     lease_seconds: float = 60.0
     idle_poll_seconds: float = 1.0
     max_response_bytes: int = 64 * 1024
@@ -115,12 +119,14 @@ class WebhookSender:
         *,
         rng: random.Random | None = None,
         resolve: Resolve = system_resolve,
+        deliveries_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._sessions = sessions
         self.config = config
         self._clock = clock
         self._rng = rng or random.Random()
         self._resolve = resolve
+        self._deliveries_busy = deliveries_busy
         self.owner = f"wh-{uuid.uuid4().hex[:12]}"
         self._http: aiohttp.ClientSession | None = None
         self._inflight: Counter[int] = Counter()
@@ -129,6 +135,8 @@ class WebhookSender:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._url_checks: dict[str, tuple[float, str | None]] = {}
+        self._unrecorded: list[tuple[AttemptOutcome, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._episode = FailureEpisode("webhook sender", log, backoff=Backoff(1.0, 30.0, self._rng))
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -222,7 +230,8 @@ class WebhookSender:
 
     async def _claim_round(self) -> int:
         config = self.config
-        free = config.concurrency - sum(self._inflight.values())
+        limit = config.busy_concurrency if self._deliveries_busy() else config.concurrency
+        free = limit - sum(self._inflight.values())
         if free <= 0:
             return 0
         now = self._clock()
@@ -308,22 +317,42 @@ class WebhookSender:
         )
 
     async def _record(self, outcome: AttemptOutcome) -> None:
-        """Write the attempt; while the database is away, keep trying (the lease may lapse and
-        another sender try the event again: at least once)."""
+        """Write the attempt together with the others that ended meanwhile: one transaction
+        for many events, so thousands of events a minute cost the dispatcher's loop little."""
+        done = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((outcome, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_all(), name="webhook-recorder")
+        await asyncio.shield(done)
+
+    async def _record_all(self) -> None:
+        """Write what has ended until nothing is left; while the database is away, keep trying
+        (the lease may lapse and another sender try the events again: at least once)."""
+        await asyncio.sleep(0)  # let the attempts ending in this same turn of the loop join
         backoff = Backoff(0.5, 10.0, self._rng)
-        while True:
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
             try:
                 async with self._sessions.begin() as session:
-                    await sql.record_attempt(session, owner=self.owner, outcome=outcome)
-                return
-            except asyncio.CancelledError:
-                raise
+                    await sql.record_attempts(
+                        session, owner=self.owner, outcomes=[outcome for outcome, _ in batch]
+                    )
             except Exception as exc:
-                if database_unavailable(exc) is None:
-                    raise
-                await wait_event(self._stopping, backoff.next_delay())
-                if self._stopping.is_set():
-                    return
+                unavailable = database_unavailable(exc) is not None
+                if unavailable and not self._stopping.is_set():
+                    self._unrecorded[:0] = batch
+                    await wait_event(self._stopping, backoff.next_delay())
+                    continue
+                for _, done in batch:  # a bug fails its attempts; a stop leaves them to lapse
+                    if not done.done():
+                        if unavailable:
+                            done.set_result(None)
+                        else:
+                            done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _allowed(self, url: str) -> str | None:
         """Why ``url`` may not be called now (resolved again every ``_URL_CHECK_SECONDS``)."""

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import audit
@@ -605,40 +605,74 @@ class AttemptOutcome:
     next_attempt_at: datetime | None = None
 
 
-async def record_attempt(session: AsyncSession, *, owner: str, outcome: AttemptOutcome) -> bool:
-    """Write one attempt and its event's new state, if this sender still holds the event."""
-    values: dict[str, Any] = {
-        "status": outcome.status.value,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "last_error": outcome.error,
-    }
-    if outcome.status is WebhookEventStatus.DELIVERED:
-        values["delivered_at"] = outcome.attempted_at
-    if outcome.next_attempt_at is not None:
-        values["next_attempt_at"] = outcome.next_attempt_at
-    result = await session.execute(
-        update(WE)
-        .where(
-            WE.id == outcome.event_id,
+async def record_attempts(
+    session: AsyncSession, *, owner: str, outcomes: Sequence[AttemptOutcome]
+) -> int:
+    """Write attempts and their events' new states in two statements, for the events this
+    sender still holds (another's, after a lapsed lease, are left alone); how many it held."""
+    if not outcomes:
+        return 0
+    held = await session.execute(
+        select(WE.id).where(
+            WE.id.in_([o.event_id for o in outcomes]),
             WE.status == WebhookEventStatus.SENDING,
             WE.lease_owner == owner,
         )
-        .values(**values)
-        .execution_options(synchronize_session=False)
     )
-    session.add(
-        WebhookAttempt(
-            event_id=outcome.event_id,
-            attempt=outcome.attempt,
-            attempted_at=outcome.attempted_at,
-            status_code=outcome.status_code,
-            error=outcome.error,
-            duration_ms=outcome.duration_ms,
-        )
+    ours = set(held.scalars())
+    mine = [o for o in outcomes if o.event_id in ours]
+    if not mine:
+        return 0
+    table = cast(Table, WE.__table__)
+    events = table.c
+    await session.execute(
+        update(table)
+        .where(events.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=bindparam("b_error"),
+            delivered_at=func.coalesce(
+                bindparam("b_delivered", type_=events.delivered_at.type), events.delivered_at
+            ),
+            next_attempt_at=func.coalesce(
+                bindparam("b_next", type_=events.next_attempt_at.type), events.next_attempt_at
+            ),
+        ),
+        [
+            {
+                "b_id": o.event_id,
+                "b_status": o.status.value,
+                "b_error": o.error,
+                "b_delivered": (
+                    o.attempted_at if o.status is WebhookEventStatus.DELIVERED else None
+                ),
+                "b_next": o.next_attempt_at,
+            }
+            for o in mine
+        ],
     )
-    await session.flush()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    await session.execute(
+        insert(WebhookAttempt),
+        [
+            {
+                "event_id": o.event_id,
+                "attempt": o.attempt,
+                "attempted_at": o.attempted_at,
+                "status_code": o.status_code,
+                "error": o.error,
+                "duration_ms": o.duration_ms,
+            }
+            for o in mine
+        ],
+    )
+    return len(mine)
+
+
+async def record_attempt(session: AsyncSession, *, owner: str, outcome: AttemptOutcome) -> bool:
+    """Write one attempt and its event's new state, if this sender still holds the event."""
+    return await record_attempts(session, owner=owner, outcomes=[outcome]) == 1
 
 
 async def release(session: AsyncSession, *, owner: str, ids: Sequence[str], now: datetime) -> None:
