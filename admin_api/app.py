@@ -18,6 +18,7 @@ from admin_api import (
     views_messages,
     views_ops,
     views_recipients,
+    views_templates,
 )
 from admin_api.auth import auth_middleware
 from admin_api.console import setup_console
@@ -35,6 +36,7 @@ def route_table(context: ApiContext) -> list[Operation]:
         *views_ops.operations(),
         *views_messages.operations(),
         *views_broadcasts.operations(),
+        *views_templates.operations(),
         *views_inbox.operations(kinds),
         *views_recipients.operations(kinds),
         *views_invoices.operations(),

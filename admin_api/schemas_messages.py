@@ -37,17 +37,28 @@ _KIND_KEYS: JsonDict = {"propertyNames": RECIPIENT_KIND_MARKER}
 HAS_TEXT: JsonDict = {"pattern": f"[^{BLANK_CHARACTERS}]"}
 
 
-def _selects_someone(schema: dict[str, Any]) -> None:
-    """The composer's rules that span fields, in JSON Schema."""
-    schema["anyOf"] = [
-        {"required": [field], "properties": {field: {"minProperties": 1}}}
-        for field in ("recipients", "typologies")
-    ]
+def _has_text_or_template(schema: dict[str, Any]) -> None:
+    """A body, or a template to take it from; an email's subject likewise."""
+    schema["anyOf"] = [{"required": ["body"]}, {"required": ["template_id"]}]
     schema["if"] = {
         "required": ["channels"],
         "properties": {"channels": {"contains": {"const": "email"}}},
+        "not": {"required": ["template_id"]},
     }
     schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
+
+
+def _selects_someone(schema: dict[str, Any]) -> None:
+    """The composer's rules that span fields, in JSON Schema."""
+    _has_text_or_template(schema)
+    schema["allOf"] = [
+        {
+            "anyOf": [
+                {"required": [field], "properties": {field: {"minProperties": 1}}}
+                for field in ("recipients", "typologies")
+            ]
+        }
+    ]
 
 
 # What the composer accepts as a button's URL, roughly (it also checks the host name).
@@ -69,19 +80,29 @@ class ButtonIn(Body):
 ButtonRow = Annotated[list[ButtonIn], Field(min_length=1, max_length=rich_text.MAX_BUTTONS_PER_ROW)]
 
 
-class ComposeBody(Body):
-    """A broadcast: one message per channel to the named recipients and typology selections.
+class ContentBody(Body):
+    """What a message says and on which channels, written out or taken from a template."""
 
-    Name recipients or typologies (or both); an email needs a subject that is not blank."""
-
-    model_config = ConfigDict(json_schema_extra=_selects_someone)
+    model_config = ConfigDict(json_schema_extra=_has_text_or_template)
 
     channels: list[ChannelName] = Field(
         min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}
     )
-    subject: Subject = Field("", description="Required, not blank, with the email channel.")
+    template_id: Id | None = Field(
+        None,
+        description="A saved template to take the content from (its current version, or "
+        "`template_version`); the fields given here replace the template's on every channel.",
+    )
+    template_version: Id | None = Field(
+        None, description="A version of `template_id` (default: its current version)."
+    )
+    subject: Subject = Field(
+        "", description="Required, not blank, with the email channel (unless a template gives it)."
+    )
     body: LongText = Field(
-        description="The text; not blank. With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
+        "",
+        description="The text; not blank (unless a template gives it). With sms it must fit "
+        "SKEBBY_MAX_FRAGMENTS fragments.",
         json_schema_extra={"allOf": [HAS_TEXT]},
     )
     body_html: HtmlText | None = Field(
@@ -99,7 +120,25 @@ class ComposeBody(Body):
         description="URL buttons, rows of {label, url}: under the Telegram message, as links "
         "in email, as addresses in the SMS text.",
     )
-    typology_id: Id | None = Field(None, description="A message typology.")
+    typology_id: Id | None = Field(
+        None, description="A message typology (default: the template's)."
+    )
+    extra: JsonObject = Field(
+        default_factory=dict,
+        description="Free-form JSON kept with the message; format and buttons are set by their "
+        "own fields (the message's extra shows them).",
+        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
+    )
+
+
+class ComposeBody(ContentBody):
+    """A broadcast: one message per channel to the named recipients and typology selections.
+
+    Name recipients or typologies (or both); give a body or a template; an email needs a
+    subject that is not blank."""
+
+    model_config = ConfigDict(json_schema_extra=_selects_someone)
+
     recipients: dict[KindName, IdList] = Field(
         default_factory=dict,
         description='Recipient ids per kind, e.g. {"customer": [1, 2]}.',
@@ -120,12 +159,6 @@ class ComposeBody(Body):
         False, description="When `send_at` has already passed, send at once instead of refusing."
     )
     presend: bool = Field(False, description="Dry run: plan only, send nothing.")
-    extra: JsonObject = Field(
-        default_factory=dict,
-        description="Free-form JSON kept with the message; format and buttons are set by their "
-        "own fields (the message's extra shows them).",
-        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
-    )
 
 
 class ComposePayload(ComposeBody):
@@ -133,6 +166,38 @@ class ComposePayload(ComposeBody):
     blank when attachments carry the message."""
 
     body: LongText = Field("", description="The text; may be blank when there are attachments.")
+
+
+class RecipientRefIn(Body):
+    kind: KindName
+    id: Id
+
+
+class TestSendBody(ContentBody):
+    """A draft to send to yourself only: your email and your linked Telegram chat."""
+
+    recipient: RecipientRefIn | None = Field(
+        None, description="Render the draft as this recipient would receive it."
+    )
+
+
+class SkippedOut(BaseModel):
+    channel: str
+    reason: str
+
+
+class TestMessageOut(BaseModel):
+    id: int
+    channel: str
+    counts: dict[str, int]
+
+
+class TestSendOut(BaseModel):
+    """What was queued to your own addresses (marked as a test) and which channels were not."""
+
+    broadcast_id: str | None = Field(description="null: no channel had an address of yours.")
+    messages: list[TestMessageOut]
+    skipped: list[SkippedOut]
 
 
 class ComposeQuery(Query):
@@ -227,6 +292,9 @@ class MessageOut(BaseModel):
     cost_per_unit: str
     invoiced: bool
     total: int
+    template_id: int | None = Field(None, description="The template it was sent from.")
+    template_version: int | None = Field(None, description="That template's version.")
+    is_test: bool = Field(False, description="A test sent to the sender's own addresses.")
     counters: dict[str, int] = Field(description="Deliveries per status, live.")
     extra: dict[str, object]
     attachments: list[AttachmentOut] = Field(default_factory=list)
