@@ -91,7 +91,8 @@ class ContentBody(Body):
     template_id: Id | None = Field(
         None,
         description="A saved template to take the content from (its current version, or "
-        "`template_version`); the fields given here replace the template's on every channel.",
+        "`template_version`); the fields given here replace the template's on every channel "
+        "(a blank subject or body leaves the template's).",
     )
     template_version: Id | None = Field(
         None, description="A version of `template_id` (default: its current version)."
@@ -169,7 +170,7 @@ class ComposePayload(ComposeBody):
 
 
 class RecipientRefIn(Body):
-    kind: KindName
+    kind: KindName = Field(json_schema_extra=RECIPIENT_KIND_MARKER)
     id: Id
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels import rich_text
+from channels.composer import has_text
 from channels.composition import CHANNELS, CONTENT_FIELDS, ComposeRequest, CompositionError
 
 PER_CHANNEL = "per_channel"
@@ -72,6 +73,13 @@ def apply_template(
     except the ``explicit`` fields the caller wrote (those replace the template's on every
     channel: choose a template, edit, send)."""
     stored = normalised(content)
+    # A blank subject or body, or no HTML part, leaves the template's: a form sends every field.
+    explicit = {
+        name
+        for name in explicit
+        if not (name in ("subject", "body") and not has_text(str(getattr(request, name))))
+        and not (name == "body_html" and request.body_html is None)
+    }
     for name in CONTENT_FIELDS:
         if name not in explicit:
             setattr(request, name, stored[name])
