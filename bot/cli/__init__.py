@@ -24,6 +24,7 @@ from bot.cli import (
     messages,
     recipients,
     service,
+    templates,
     typologies,
     users,
 )
@@ -43,6 +44,7 @@ COMMAND_MODULES = (
     typologies,
     broadcast,
     broadcasts,
+    templates,
     messages,
     keys,
     users,
