@@ -39,11 +39,15 @@ HAS_TEXT: JsonDict = {"pattern": f"[^{BLANK_CHARACTERS}]"}
 
 def _has_text_or_template(schema: dict[str, Any]) -> None:
     """A body, or a template to take it from; an email's subject likewise."""
-    schema["anyOf"] = [{"required": ["body"]}, {"required": ["template_id"]}]
+    template: JsonDict = {
+        "required": ["template_id"],
+        "properties": {"template_id": {"type": "integer"}},
+    }
+    schema["anyOf"] = [{"required": ["body"]}, template]
     schema["if"] = {
         "required": ["channels"],
         "properties": {"channels": {"contains": {"const": "email"}}},
-        "not": {"required": ["template_id"]},
+        "not": template,
     }
     schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from admin_api.schemas import (
     NO_NUL,
@@ -22,9 +22,24 @@ from admin_api.schemas import (
 )
 from admin_api.schemas_messages import HAS_TEXT, ButtonRow
 from channels import rich_text
+from channels.composer import has_text
+
+
+def _not_blank(value: str) -> str:
+    if not has_text(value):
+        raise ValueError("must not be blank")
+    return value
+
 
 TemplateName = Annotated[
-    str, Field(min_length=1, max_length=150, pattern=NO_NUL, json_schema_extra=HAS_TEXT)
+    str,
+    Field(min_length=1, max_length=150, pattern=NO_NUL, json_schema_extra=HAS_TEXT),
+    AfterValidator(_not_blank),
+]
+TemplateBody = Annotated[
+    str,
+    Field(max_length=100_000, pattern=NO_NUL, json_schema_extra=HAS_TEXT),
+    AfterValidator(_not_blank),
 ]
 FormatName = Literal["text", "markdown", "html"]
 Buttons = Annotated[list[ButtonRow], Field(max_length=rich_text.MAX_BUTTON_ROWS)]
@@ -42,7 +57,7 @@ class ChannelContentIn(Body):
 
 class TemplateContentFields(Body):
     subject: Subject = Field("", description="The subject (an email needs one).")
-    body: LongText = Field(description="The text; not blank.", json_schema_extra=HAS_TEXT)
+    body: TemplateBody = Field(description="The text; not blank.")
     body_html: HtmlText | None = Field(None, description="The email's HTML part, as given.")
     format: FormatName = Field("text", description="text, markdown or html, as for a send.")
     buttons: Buttons = Field(default_factory=list, description="URL buttons: rows of {label, url}.")
@@ -66,7 +81,7 @@ class TemplatePatch(Body):
     name: TemplateName | None = None
     typology_id: Id | None = None
     subject: Subject | None = None
-    body: LongText | None = Field(None, json_schema_extra=HAS_TEXT)
+    body: TemplateBody | None = None
     body_html: HtmlText | None = None
     format: FormatName | None = None
     buttons: Buttons | None = None
