@@ -29,6 +29,7 @@ from admin_api.console import (
     views_keys,
     views_messages,
     views_recipients,
+    views_templates,
     views_typologies,
     views_unsubscribe,
 )
@@ -125,6 +126,7 @@ def setup_console(app: web.Application, context: ApiContext) -> Any:
         views_broadcasts,
         views_messages,
         views_recipients,
+        views_templates,
         views_typologies,
         views_inbox,
         views_invoices,
