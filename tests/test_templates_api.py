@@ -3,6 +3,8 @@ broadcasts sent from a template (recording which version, with the caller's edit
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +243,28 @@ async def test_deleting_a_template_keeps_what_was_sent_and_is_audited(api: Api) 
         "template.deleted",
         "template.updated",
     ]
+
+
+def _readme_examples() -> list[dict[str, Any]]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- templates-example:", 1)[1].split("```", 2)[1]
+    bodies = []
+    for command in block.split("curl ")[1:]:
+        argv = shlex.split(command.replace("\\\n", " "))
+        bodies.append(dict(json.loads(argv[argv.index("-d") + 1])))
+    return bodies
+
+
+async def test_the_readme_example_works_as_written(api: Api) -> None:
+    """The README's template is accepted, and its send from the template plans email and SMS
+    with the template's text (presend)."""
+    template, send = _readme_examples()
+    created = await api.post(TEMPLATES, json=template, expect=201)
+    assert send["template_id"] == 1  # the first template of a fresh database
+    send["template_id"] = created["id"]
+    cid = await _customer(api)
+    send["recipients"] = {"customer": [cid]}
+    plan = await api.post(MESSAGES, json=send, expect=200)
+    by_channel = {c["channel"]: c for c in plan["channels"]}
+    assert by_channel["email"]["valid"] == by_channel["sms"]["valid"] == 1
+    assert by_channel["sms"]["sms"]["characters"] == len("Office closed on Friday.")
