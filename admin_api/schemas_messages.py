@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from admin_api.schemas import (
+    NO_NUL,
     RECIPIENT_KIND_MARKER,
     Body,
     ChannelName,
@@ -43,7 +44,6 @@ def _has_text_or_template(schema: dict[str, Any]) -> None:
         "required": ["template_id"],
         "properties": {"template_id": {"type": "integer"}},
     }
-    schema["anyOf"] = [{"required": ["body"]}, template]
     schema["if"] = {
         "required": ["channels"],
         "properties": {"channels": {"contains": {"const": "email"}}},
@@ -55,13 +55,9 @@ def _has_text_or_template(schema: dict[str, Any]) -> None:
 def _selects_someone(schema: dict[str, Any]) -> None:
     """The composer's rules that span fields, in JSON Schema."""
     _has_text_or_template(schema)
-    schema["allOf"] = [
-        {
-            "anyOf": [
-                {"required": [field], "properties": {field: {"minProperties": 1}}}
-                for field in ("recipients", "typologies")
-            ]
-        }
+    schema["anyOf"] = [
+        {"required": [field], "properties": {field: {"minProperties": 1}}}
+        for field in ("recipients", "typologies")
     ]
 
 
@@ -74,7 +70,12 @@ class ButtonIn(Body):
 
     label: Annotated[
         str,
-        Field(min_length=1, max_length=rich_text.MAX_BUTTON_LABEL, json_schema_extra=HAS_TEXT),
+        Field(
+            min_length=1,
+            max_length=rich_text.MAX_BUTTON_LABEL,
+            pattern=NO_NUL,
+            json_schema_extra={"allOf": [HAS_TEXT]},
+        ),
     ]
     url: Annotated[str, Field(min_length=1, max_length=rich_text.MAX_URL, pattern=URL_PATTERN)] = (
         Field(description="http://, https:// or tg:// only.")
@@ -106,8 +107,8 @@ class ContentBody(Body):
     )
     body: LongText = Field(
         "",
-        description="The text; not blank (unless a template gives it). With sms it must fit "
-        "SKEBBY_MAX_FRAGMENTS fragments.",
+        description="The text; required and not blank unless `template_id` gives it (a 422 "
+        "otherwise). With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
         json_schema_extra={"allOf": [HAS_TEXT]},
     )
     body_html: HtmlText | None = Field(

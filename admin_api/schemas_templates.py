@@ -33,12 +33,12 @@ def _not_blank(value: str) -> str:
 
 TemplateName = Annotated[
     str,
-    Field(min_length=1, max_length=150, pattern=NO_NUL, json_schema_extra=HAS_TEXT),
+    Field(min_length=1, max_length=150, pattern=NO_NUL, json_schema_extra={"allOf": [HAS_TEXT]}),
     AfterValidator(_not_blank),
 ]
 TemplateBody = Annotated[
     str,
-    Field(max_length=100_000, pattern=NO_NUL, json_schema_extra=HAS_TEXT),
+    Field(max_length=100_000, pattern=NO_NUL, json_schema_extra={"allOf": [HAS_TEXT]}),
     AfterValidator(_not_blank),
 ]
 FormatName = Literal["text", "markdown", "html"]

@@ -101,7 +101,14 @@ def _fix_query(case: Case, pools: dict[str, Any]) -> None:
 
 def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
     if body.get("template_id") is not None:
-        body["template_id"] = _pick(pools["templates"], body["template_id"])
+        if pools["templates"]:
+            body["template_id"] = _pick(pools["templates"])
+        else:  # the stateful phase deleted them all: write the text out instead
+            body.pop("template_id")
+            body.pop("template_version", None)
+    if body.get("template_id") is None and not has_text(str(body.get("body", ""))):
+        # The document says in words that a body is needed without a template.
+        body["body"] = _pick(pools["sms_texts"])
     # A template's subject may have been edited away by now: an email needs one.
     emailed = "email" in (body.get("channels") or [])
     if emailed and body.get("template_id") is not None and not has_text(str(body.get("subject"))):
