@@ -36,6 +36,7 @@ from channels.composition import (
     BUTTONS_EXTRA_KEY,
     CHANNELS,
     FORMAT_EXTRA_KEY,
+    OWN_KIND,
     REPLY_EXTRA_KEY,
     ChannelPlan,
     ComposerConfig,
@@ -160,7 +161,7 @@ class Composer:
                 await self._check_visible(session, user, recipient)
             own = await own_addresses(session, user.id)
             # The caller as the one candidate of the test (kind "user": no recipient's row).
-            me = Candidate("user", user.id, user.username, None, own.email, own.telegram_chat_id)
+            me = Candidate(OWN_KIND, user.id, user.username, None, own.email, own.telegram_chat_id)
             now = self._clock()
             broadcast_id = str(uuid.uuid4())
             for channel in request.channels:

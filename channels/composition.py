@@ -31,6 +31,8 @@ BUTTONS_EXTRA_KEY = "buttons"
 CONTENT_FIELDS = ("subject", "body", "body_html", "format", "buttons")
 # A test send's subject starts with this (and its message is marked is_test).
 TEST_PREFIX = "[TEST] "
+# A test send's deliveries name the user, not a recipient (no unsubscribe link, no preferences).
+OWN_KIND = "user"
 
 
 class CompositionError(Exception):

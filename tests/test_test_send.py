@@ -103,6 +103,7 @@ async def test_a_test_goes_only_to_my_own_email_and_chat(
     (mail,) = await smtp.handler.wait_for(1)
     assert mail.rcpt_tos == ["me@example.org"]
     assert mail.mail["Subject"] == "[TEST] Office closed"
+    assert mail.mail["List-Unsubscribe"] is None  # it names no recipient to unsubscribe
     (sent,) = telegram_sim.messages_to(MY_CHAT)
     assert sent.visible_text.startswith("[TEST] Office closed")
     assert telegram_sim.messages_to(CUSTOMER_CHAT) == []
