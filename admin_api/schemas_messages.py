@@ -224,6 +224,21 @@ class SmsOut(BaseModel):
     fits: bool
 
 
+class PreviewOut(BaseModel):
+    """One recipient's rendered message on a channel (which fields: per channel)."""
+
+    kind: str
+    id: int
+    subject: str | None = Field(None, description="email, storage")
+    text: str | None = Field(None, description="sms, the email text part, storage")
+    html: str | None = Field(None, description="the email HTML part")
+    texts: list[str] | None = Field(None, description="telegram: the messages, as split")
+    parse_mode: str | None = Field(None, description="telegram")
+    encoding: str | None = Field(None, description="sms: gsm or ucs2")
+    fragments: int | None = Field(None, description="sms")
+    problem: str | None = Field(None, description="why this one could not be rendered")
+
+
 class ChannelPlanOut(BaseModel):
     channel: str
     valid: int
@@ -240,6 +255,19 @@ class ChannelPlanOut(BaseModel):
     )
     sms: SmsOut | None = None
     telegram_parts: int | None = None
+    personalised: bool = Field(
+        False,
+        description="The content has placeholders: every recipient was rendered, units and "
+        "cost are counted on each rendered text, and a recipient missing a value is invalid "
+        "(reason `missing extra.contract_number`).",
+    )
+    sms_encodings: dict[str, int] | None = Field(
+        None, description="Personalised SMS: how many recipients' texts are gsm and ucs2."
+    )
+    previews: list[PreviewOut] = Field(
+        default_factory=list,
+        description="Personalised: the first few messages as their recipients get them.",
+    )
 
 
 class RecipientRefOut(BaseModel):

@@ -27,6 +27,7 @@ from admin_api.schemas_recipients import (
     ThreadSummaryOut,
 )
 from admin_api.views_messages import MESSAGE_ID
+from channels.personalise import as_received
 from persistence.inbox_queries import ThreadEntry, ThreadSummary, mark_read, thread, threads
 from persistence.models import Direction
 
@@ -34,13 +35,14 @@ from persistence.models import Direction
 def _entry(entry: ThreadEntry) -> ThreadEntryOut:
     m, d = entry.message, entry.delivery
     received = m.direction == Direction.RECEIVED
+    subject, body = as_received(m.subject, m.body, d.params)
     return ThreadEntryOut(
         message_id=m.id,
         delivery_id=d.id,
         direction=m.direction,
         channel=d.channel,
-        subject=m.subject,
-        body=m.body,
+        subject=subject,
+        body=body,
         status=d.status,
         sender_name=m.sender_name,
         created_at=m.created_at,

@@ -1,7 +1,9 @@
 """Enqueue cost: presend + send of one broadcast to 100,000 recipients on PostgreSQL.
 
 Prints the time to each answer, the peak Python memory of the send (tracemalloc) and the process
-peak RSS, and the ratio to a raw asyncpg ``copy_records_to_table`` of the same 100,000 rows.
+peak RSS, and the ratio to a raw asyncpg ``copy_records_to_table`` of the same 100,000 rows; then
+the same broadcast personalised (``{{ name }}`` and ``{{ extra.contract_number }}``, every
+recipient rendered and its values stored) beside the plain one, with the ratio (at most 1.5x).
 
 Run: ``.venv/bin/python -m bench.enqueue [--recipients N]``
 """
@@ -49,6 +51,7 @@ async def main() -> None:
                             "name": f"C{i}",
                             "telegram_chat_id": 1_000_000 + i,
                             "email": f"c{i}@example.com",
+                            "extra": {"contract_number": f"K-{i:06d}"},
                         }
                         for i in range(start, min(n, start + 10_000))
                     ],
@@ -73,6 +76,25 @@ async def main() -> None:
             await composer.send(user, request)
             _, send_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
+            # Plain and personalised side by side, bodies of the same length.
+            personal_body = "Dear {{ name }}, contract {{ extra.contract_number }} renews soon."
+            plain_request = ComposeRequest(
+                channels=["telegram"],
+                body="Dear customer, your contract renews very soon, thanks.",
+                recipients={"customer": ids},
+            )
+            personal_request = ComposeRequest(
+                channels=["telegram"], body=personal_body, recipients={"customer": ids}
+            )
+            side: dict[str, tuple[float, float]] = {}
+            for label, compose in (("plain", plain_request), ("personalised", personal_request)):
+                started = time.perf_counter()
+                checked = await composer.presend(user, compose)
+                middle = time.perf_counter()
+                sent = await composer.send(user, compose)
+                side[label] = (middle - started, time.perf_counter() - middle)
+                assert checked.channels[0].to_json()["valid"] == n
+                assert sent.messages[0].counts["pending"] == n
         assert plan.channels[0].to_json()["valid"] == n
         assert answer.messages[0].counts["pending"] == n
         message_id = answer.messages[0].id
@@ -102,6 +124,13 @@ async def main() -> None:
     print(f"peak Python allocations during a send: {send_peak / 2**20:.0f} MB")
     print(f"raw asyncpg copy_records_to_table of the same rows: {copy_seconds:.2f}s")
     print(f"ratio send / raw copy: {send_seconds / copy_seconds:.1f}x")
+    for label, (presend_s, send_s) in side.items():
+        print(f"{label:>12} to {n:,}: presend {presend_s:.2f}s, send {send_s:.2f}s")
+    (plain_p, plain_s), (personal_p, personal_s) = side["plain"], side["personalised"]
+    print(
+        f"personalised / plain: presend {personal_p / plain_p:.2f}x, "
+        f"send {personal_s / plain_s:.2f}x (limit 1.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from persistence.phones import normalize_phone
 
@@ -62,6 +62,11 @@ class Candidate(NamedTuple):
     telegram_chat_id: int | None = None
     telegram_opted_out: bool = False
     telegram_blocked: bool = False
+    # Read only by a personalised broadcast's placeholders (channels.personalise).
+    vat_number: str | None = None
+    fiscal_code: str | None = None
+    external_id: str | None = None
+    extra: dict[str, Any] | None = None
 
 
 class Target(NamedTuple):

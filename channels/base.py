@@ -58,6 +58,9 @@ class Delivery:
     address: str
     attempts: int  # including the current one
     batch_key: str | None = None
+    # A personalised broadcast's placeholder values for this recipient (channels.personalise);
+    # None: the message is sent as written.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,3 +150,12 @@ class Channel(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class GroupingChannel(Protocol):
+    """A batching channel whose deliveries of one message may not all share a batch: the
+    dispatcher batches together only those with the same ``batch_group`` (the SMS encoding of a
+    personalised text: one order has one encoding)."""
+
+    def batch_group(self, message: OutgoingMessage, delivery: Delivery) -> str | None: ...

@@ -50,7 +50,17 @@ from channels.composition import (
     SkippedChannel,
     TestSendResult,
 )
+from channels.personalise import (
+    SIZE_KEY,
+    MissingDataError,
+    Personalisation,
+    Renderer,
+    TemplateError,
+    dump_params,
+    is_personalised,
+)
 from channels.sms_text import analyse_sms
+from channels.smtp_channel import text_to_html
 from channels.telegram_text import render_messages
 from channels.test_send import NO_ADDRESS, render_for_recipient, test_subject
 from persistence import audit, enqueue
@@ -172,7 +182,9 @@ class Composer:
                 )
                 mine = [me] if channel in ("email", "telegram") else []
                 classification = classify(channel, mine, default_region=region)
-                plan = self._plan_channel(channel, content, classification)
+                plan = self._plan_channel(
+                    channel, content, classification, PersonalData(None, self.config, Renderer())
+                )
                 if plan.problems:
                     raise CompositionError("body", f"{channel}: {'; '.join(plan.problems)}")
                 if not classification.valid:
@@ -347,28 +359,53 @@ class Composer:
             rich_text.check_buttons(request.buttons)
         except rich_text.ButtonError as exc:
             raise CompositionError(exc.field, exc.reason) from None
+        personalisation(request)
 
     async def _plan(self, session: AsyncSession, user: User, request: ComposeRequest) -> Plan:
-        candidates, not_visible = await self._candidates(session, user, request)
+        personal = personalisation(request)
+        candidates, not_visible = await self._candidates(session, user, request, personal)
         refused = await self._refusals(session, request)
+        data = self._personal_data(personal, request, candidates, store=False)
         region = self.config.default_region
-        plans = [
-            self._plan_channel(
+        plans = []
+        for channel in request.channels:
+            plan = self._plan_channel(
                 channel,
                 request.for_channel(channel),
                 classify(
                     channel,
                     map(Candidate._make, candidates),
                     default_region=region,
-                    refused=refused.get(channel),
+                    refused=data.refusals(channel, refused.get(channel)),
                 ),
+                data,
             )
-            for channel in request.channels
-        ]
+            if data.personal is not None:
+                plan.previews = data.previews(channel, plan.classification.valid, request)
+            plans.append(plan)
         return Plan(plans, len(candidates), not_visible)
 
+    def _personal_data(
+        self,
+        personal: Personalisation | None,
+        request: ComposeRequest,
+        candidates: list[CandidateRow],
+        *,
+        store: bool,
+    ) -> PersonalData:
+        """Every recipient's placeholder values, and per channel what its rendered text costs
+        (or why it cannot be sent): all recipients, not a sample."""
+        data = PersonalData(personal, self.config, Renderer())
+        if personal is not None:
+            data.fill(request, candidates, store=store)
+        return data
+
     async def _candidates(
-        self, session: AsyncSession, user: User, request: ComposeRequest
+        self,
+        session: AsyncSession,
+        user: User,
+        request: ComposeRequest,
+        personal: Personalisation | None = None,
     ) -> tuple[list[CandidateRow], list[RecipientRef]]:
         if request.typology_id is not None and not await enqueue.message_typology_exists(
             session, request.typology_id
@@ -376,7 +413,7 @@ class Composer:
             raise CompositionError(
                 "typology_id", f"no message typology with id {request.typology_id}"
             )
-        return await self._resolve(session, user, request)
+        return await self._resolve(session, user, request, personal.columns if personal else [])
 
     async def _refusals(
         self, session: AsyncSession, request: ComposeRequest
@@ -388,11 +425,25 @@ class Composer:
         )
 
     def _plan_channel(
-        self, channel: str, request: ComposeRequest, classification: Classification
+        self,
+        channel: str,
+        request: ComposeRequest,
+        classification: Classification,
+        data: PersonalData,
     ) -> ChannelPlan:
         plan = ChannelPlan(channel, classification, 1, self.config.costs.get(channel, Decimal(0)))
         fmt = rich_text.Format(request.format)
         buttons = rich_text.check_buttons(request.buttons)
+        plan.personalised = data.personal is not None
+        if data.personal is not None and channel in ("sms", "telegram"):
+            # Counted on each recipient's rendered text (PersonalData.fill)
+            plan.units_by_recipient = data.units.get(channel, {})
+            if channel == "sms":
+                plan.drops = sms_drops(request)
+                plan.encodings = data.sms_encoding_counts
+            else:
+                plan.units_per_recipient = 1 + len(request.attachments)
+            return plan
         if channel == "sms":
             text = rich_text.plain_text(request.body, fmt, buttons)
             analysis = analyse_sms(text, max_fragments=self.config.sms_max_fragments)
@@ -418,9 +469,16 @@ class Composer:
         return plan
 
     async def _resolve(
-        self, session: AsyncSession, user: User, request: ComposeRequest
+        self,
+        session: AsyncSession,
+        user: User,
+        request: ComposeRequest,
+        personal_fields: Sequence[str] = (),
     ) -> tuple[list[CandidateRow], list[RecipientRef]]:
-        fields = sorted({name for channel in request.channels for name in CHANNEL_FIELDS[channel]})
+        fields = sorted(
+            {name for channel in request.channels for name in CHANNEL_FIELDS[channel]}
+            | set(personal_fields)
+        )
         found: dict[RecipientRef, CandidateRow] = {}
         frontier: dict[str, list[int]] = {}
         not_visible: list[RecipientRef] = []
@@ -535,19 +593,23 @@ class Composer:
         saved: list[AttachmentRecord],
     ) -> SendResult:
         """Write the broadcast in ``session``; ``saved`` collects the attachment files written."""
-        candidates, not_visible = await self._candidates(session, user, request)
+        personal = personalisation(request)
+        candidates, not_visible = await self._candidates(session, user, request, personal)
         if not_visible:
             raise RecipientsNotVisibleError(not_visible)
         region = self.config.default_region
         refused = await self._refusals(session, request)
+        data = self._personal_data(personal, request, candidates, store=True)
         classifiers = [
-            Classifier(channel, default_region=region, refused=refused.get(channel))
+            Classifier(
+                channel, default_region=region, refused=data.refusals(channel, refused.get(channel))
+            )
             for channel in request.channels
         ]
         # Each channel is classified while its deliveries stream into the database (below); its
         # problems depend on the text alone, so they still stop the send before any write.
         plans = [
-            self._plan_channel(c.channel, request.for_channel(c.channel), c.result)
+            self._plan_channel(c.channel, request.for_channel(c.channel), c.result, data)
             for c in classifiers
         ]
         for channel_plan in plans:
@@ -591,7 +653,7 @@ class Composer:
             )
             # Every candidate ends up valid, invalid or duplicate: one delivery row each.
             counts = await self._insert_deliveries(
-                session, message_id, classifier, candidates, start_at, now
+                session, message_id, classifier, candidates, start_at, now, data.params
             )
             await enqueue.insert_attachments(session, message_id, saved)
             if not channel_plan.classification.valid:
@@ -627,6 +689,7 @@ class Composer:
         candidates: list[CandidateRow],
         start_at: datetime,
         now: datetime,
+        params: dict[RecipientRef, str] | None = None,
     ) -> dict[str, int]:
         c = classifier.result
         channel = classifier.channel
@@ -638,9 +701,24 @@ class Composer:
             for start in range(0, len(candidates), STREAM_SLICE):
                 done = len(c.valid)
                 classifier.feed(map(Candidate._make, candidates[start : start + STREAM_SLICE]))
+                if params is None:
+                    for kind, rid, address in c.valid[done:]:
+                        yield NewDelivery(
+                            message_id, channel, kind, rid, address, pending, "", start_at, now
+                        )
+                    continue
                 for kind, rid, address in c.valid[done:]:
                     yield NewDelivery(
-                        message_id, channel, kind, rid, address, pending, "", start_at, now
+                        message_id,
+                        channel,
+                        kind,
+                        rid,
+                        address,
+                        pending,
+                        "",
+                        start_at,
+                        now,
+                        params=params[(kind, rid)],
                     )
             for status, problems in (
                 (DeliveryStatus.INVALID, c.invalid),
@@ -667,6 +745,236 @@ class Composer:
             DeliveryStatus.DUPLICATE.value: len(c.duplicates),
         }
         await enqueue.set_initial_counters(session, message_id, counts)
+        return counts
+
+
+def personalisation(request: ComposeRequest) -> Personalisation | None:
+    """The request's compiled placeholders (None: nothing to personalise); a placeholder that
+    cannot be used is a CompositionError naming the field."""
+    try:
+        return Personalisation.of(request.subject, request.body, request.body_html)
+    except TemplateError as exc:
+        raise CompositionError(exc.field, exc.reason) from None
+
+
+# The rendered length under which a Telegram text surely fits one message: every character
+# escaped to five (&amp;) and counted twice (a surrogate pair) stays within 4,096.
+_TELEGRAM_ONE_PART = rich_text.TELEGRAM_TEXT_LIMIT // 10
+PREVIEWS = 3
+# The longest text one recipient of Skebby's POST paramsms may get, per encoding.
+PARAMSMS_LIMITS = {"gsm": 1000, "ucs2": 450}
+
+
+class PersonalData:
+    """A personalised broadcast's per-recipient facts: the parameters to store, who lacks a
+    value, and per channel each recipient's units and refusals."""
+
+    def __init__(
+        self, personal: Personalisation | None, config: ComposerConfig, renderer: Renderer
+    ) -> None:
+        self.personal = personal
+        self.config = config
+        self.renderer = renderer
+        self.params: dict[RecipientRef, str] | None = None
+        self.contexts: dict[RecipientRef, dict[str, Any]] = {}
+        self.missing: dict[RecipientRef, str] = {}
+        self.units: dict[str, dict[RecipientRef, int]] = {}
+        self.refused: dict[str, dict[RecipientRef, str]] = {}
+        self._sms_encoding: dict[RecipientRef, str] = {}
+
+    def refusals(
+        self, channel: str, refused: dict[RecipientRef, str] | None
+    ) -> dict[RecipientRef, str] | None:
+        """Who cannot get ``channel``: their preferences, then missing or unsendable data."""
+        if self.personal is None:
+            return refused
+        merged = dict(self.missing)
+        merged.update(self.refused.get(channel, {}))
+        if refused:
+            merged.update(refused)
+        return merged
+
+    def fill(
+        self, request: ComposeRequest, candidates: Sequence[CandidateRow], *, store: bool
+    ) -> None:
+        """``store``: also the JSON of each recipient's values, for the delivery rows."""
+        assert self.personal is not None
+        index_of = {name: i for i, name in enumerate(Candidate._fields)}
+        extract = self.personal.extractor(index_of)
+        params: dict[RecipientRef, str] = {}
+        contexts = self.contexts
+        missing = self.missing
+        for row in candidates:
+            ref = (row[0], row[1])
+            values, reason = extract(row)
+            if values is None:
+                missing[ref] = reason
+                continue
+            contexts[ref] = values
+            if store:
+                params[ref] = dump_params(values)
+        self.params = params
+        fmt = rich_text.Format(request.format)
+        buttons = rich_text.check_buttons(request.buttons)
+        if "sms" in request.channels:
+            self._fill_sms(request, fmt, buttons)
+        if "telegram" in request.channels:
+            self._fill_telegram(request, fmt)
+        for channel in request.channels:
+            if channel in ("email", "storage"):
+                self._fill_render_check(request, fmt, buttons, channel)
+
+    def _refuse(self, channel: str, ref: RecipientRef, reason: str) -> None:
+        self.refused.setdefault(channel, {})[ref] = reason
+
+    def _fill_sms(
+        self, request: ComposeRequest, fmt: rich_text.Format, buttons: rich_text.Buttons
+    ) -> None:
+        units = self.units.setdefault("sms", {})
+        limit = self.config.sms_max_fragments
+        renderer = self.renderer
+        seen: dict[str, tuple[str, int, str]] = {}  # a rendered text's verdict, once per text
+        for ref, context in self.contexts.items():
+            try:
+                text = renderer.sms(request.body, fmt, buttons, context)
+            except (MissingDataError, rich_text.MarkupError) as exc:
+                self._refuse("sms", ref, str(exc))
+                continue
+            verdict = seen.get(text)
+            if verdict is None:
+                analysis = analyse_sms(text, max_fragments=limit)
+                reason = ""
+                if not has_text(text):
+                    reason = "the personalised SMS would be empty"
+                elif not analysis.fits:
+                    reason = (
+                        f"the personalised SMS needs {analysis.fragments} fragments "
+                        f"({analysis.encoding}); the limit is {limit}"
+                    )
+                elif len(text) > PARAMSMS_LIMITS[analysis.encoding]:
+                    reason = (
+                        f"the personalised SMS has {len(text)} characters; Skebby's parametric "
+                        f"SMS take at most {PARAMSMS_LIMITS[analysis.encoding]} "
+                        f"({analysis.encoding})"
+                    )
+                verdict = seen[text] = (analysis.encoding, analysis.fragments, reason)
+            encoding, fragments, reason = verdict
+            if reason:
+                self._refuse("sms", ref, reason)
+                continue
+            units[ref] = fragments
+            self._sms_encoding[ref] = encoding
+
+    def _fill_telegram(self, request: ComposeRequest, fmt: rich_text.Format) -> None:
+        units = self.units.setdefault("telegram", {})
+        renderer = self.renderer
+        attachments = len(request.attachments)
+        mode = self.config.telegram_parse_mode
+        subject, body = request.subject, request.body
+        # Compiled once; most texts are short enough to be one message without splitting them.
+        templates = [
+            renderer.template(text, field=name)
+            for text, name in ((subject, "subject"), (body, "body"))
+            if is_personalised(text)
+        ]
+        static = sum(len(text) for text in (subject, body) if not is_personalised(text))
+        bounds = [t.length_bound() for t in templates]
+        quick = None  # the rendered length from the values' total length, when it can tell
+        if all(b is not None for b in bounds):
+            static += sum(b[0] for b in bounds if b is not None)
+            quick = max((b[1] for b in bounds if b is not None), default=0) * len(bounds)
+        for ref, context in self.contexts.items():
+            try:
+                values = context.get(SIZE_KEY)
+                if quick is not None and values is not None:
+                    size = static + quick * values
+                else:
+                    size = static + sum(len(t.render(context)) for t in templates)
+                if size <= _TELEGRAM_ONE_PART:
+                    continue  # one message: the plan's default units
+                # long: split as the channel will, after rendering
+                parts = len(renderer.telegram(subject, body, fmt, context, mode)[0])
+            except (MissingDataError, rich_text.MarkupError) as exc:
+                self._refuse("telegram", ref, str(exc))
+                continue
+            units[ref] = parts + attachments
+
+    def _fill_render_check(
+        self,
+        request: ComposeRequest,
+        fmt: rich_text.Format,
+        buttons: rich_text.Buttons,
+        channel: str,
+    ) -> None:
+        """Email and inbox: a recipient whose content cannot be rendered is refused."""
+        if all(t._pieces is not None for t in self._templates()):
+            return  # plain placeholders: rendering cannot fail once the values are there
+        for ref, context in self.contexts.items():
+            try:
+                self.renderer.subject(request.subject, context)
+                self.renderer.raw(request.body, context, "body")
+                if request.body_html is not None:
+                    self.renderer.html(request.body_html, context, "body_html")
+            except (MissingDataError, rich_text.MarkupError) as exc:
+                self._refuse(channel, ref, str(exc))
+
+    def _templates(self) -> list[Any]:
+        assert self.personal is not None
+        p = self.personal
+        return [t for t in (p.subject, p.body, p.body_html) if t is not None]
+
+    def previews(
+        self, channel: str, valid: Sequence[Any], request: ComposeRequest
+    ) -> list[dict[str, Any]]:
+        """The first few messages as their recipients get them on ``channel``."""
+        out: list[dict[str, Any]] = []
+        fmt = rich_text.Format(request.format)
+        buttons = rich_text.check_buttons(request.buttons)
+        for target in valid[:PREVIEWS]:
+            ref = (target.kind, target.id)
+            context = self.contexts.get(ref)
+            if context is None:
+                continue
+            preview: dict[str, Any] = {"kind": target.kind, "id": target.id}
+            r = self.renderer
+            try:
+                if channel == "telegram":
+                    texts, mode = r.telegram(
+                        request.subject, request.body, fmt, context, self.config.telegram_parse_mode
+                    )
+                    preview.update(texts=texts, parse_mode=mode)
+                elif channel == "sms":
+                    text = r.sms(request.body, fmt, buttons, context)
+                    analysis = analyse_sms(text, max_fragments=self.config.sms_max_fragments)
+                    preview.update(
+                        text=text, encoding=analysis.encoding, fragments=analysis.fragments
+                    )
+                elif channel == "email":
+                    subject, text, page = r.email(
+                        request.subject,
+                        request.body,
+                        request.body_html,
+                        fmt,
+                        buttons,
+                        context,
+                        text_to_html,
+                    )
+                    preview.update(subject=subject, text=text, html=page)
+                else:
+                    preview.update(
+                        subject=r.subject(request.subject, context),
+                        text=r.raw(request.body, context, "body"),
+                    )
+            except (MissingDataError, rich_text.MarkupError) as exc:
+                preview["problem"] = str(exc)
+            out.append(preview)
+        return out
+
+    @property
+    def sms_encoding_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for encoding in self._sms_encoding.values():
+            counts[encoding] = counts.get(encoding, 0) + 1
         return counts
 
 

@@ -149,10 +149,21 @@ class ChannelPlan:
     drops: list[str] = field(default_factory=list)
     sms: SmsAnalysis | None = None
     telegram_parts: int | None = None
+    # A personalised broadcast: each recipient's units (SMS fragments, Telegram messages) as
+    # counted on their rendered text, the SMS encodings used, and the first rendered messages.
+    units_by_recipient: dict[RecipientRef, int] | None = None
+    encodings: dict[str, int] | None = None
+    previews: list[dict[str, Any]] = field(default_factory=list)
+    personalised: bool = False
 
     @property
     def units(self) -> int:
-        return self.units_per_recipient * len(self.classification.valid)
+        valid = self.classification.valid
+        by_recipient = self.units_by_recipient
+        if by_recipient is not None:
+            default = self.units_per_recipient
+            return sum(by_recipient.get((t.kind, t.id), default) for t in valid)
+        return self.units_per_recipient * len(valid)
 
     @property
     def estimated_cost(self) -> Decimal:
@@ -182,6 +193,10 @@ class ChannelPlan:
             }
         if self.telegram_parts is not None:
             result["telegram_parts"] = self.telegram_parts
+        result["personalised"] = self.personalised
+        if self.encodings is not None:
+            result["sms_encodings"] = self.encodings
+        result["previews"] = self.previews
         return result
 
 

@@ -37,6 +37,7 @@ from channels.base import (
     Delivery,
     DeliveryObserver,
     DeliveryResult,
+    GroupingChannel,
     Outcome,
     OutgoingMessage,
     StoredAttachment,
@@ -399,7 +400,8 @@ class Dispatcher:
                 by_id = {r.delivery_id: r for r in results}
                 recorder.add([(d, _result_for(d, by_id)) for d in group])
 
-            await asyncio.gather(*(send(group) for group in self._group(channel, live)))
+            groups = self._group(channel, live, messages)
+            await asyncio.gather(*(send(group) for group in groups))
             await recorder.close()
         except asyncio.CancelledError:
             # Shutting down: what is known is recorded, the rest is handed back (best effort;
@@ -416,15 +418,23 @@ class Dispatcher:
         return len(claimed)
 
     def _group(
-        self, channel: Channel, claimed: list[ClaimedDelivery]
+        self,
+        channel: Channel,
+        claimed: list[ClaimedDelivery],
+        messages: Mapping[int, OutgoingMessage],
     ) -> list[list[ClaimedDelivery]]:
         if channel.max_batch <= 1:
             return [[d] for d in claimed]
-        groups: dict[tuple[int, str | None], list[ClaimedDelivery]] = defaultdict(list)
+        groups: dict[tuple[int, str | None, str | None], list[ClaimedDelivery]] = defaultdict(list)
+        # A personalised SMS batch has one encoding (channels.base.GroupingChannel).
+        grouping = channel if isinstance(channel, GroupingChannel) else None
         for delivery in claimed:  # a rescued batch stays together so it can be probed as one
-            groups[(delivery.message_id, delivery.batch_key)].append(delivery)
+            part = None
+            if grouping is not None and delivery.batch_key is None and delivery.params is not None:
+                part = grouping.batch_group(messages[delivery.message_id], _as_delivery(delivery))
+            groups[(delivery.message_id, delivery.batch_key, part)].append(delivery)
         chunks: list[list[ClaimedDelivery]] = []
-        for (_, key), members in groups.items():
+        for (_, key, _part), members in groups.items():
             size = len(members) if key else channel.max_batch
             chunks.extend(members[i : i + size] for i in range(0, len(members), size))
         return chunks
@@ -727,7 +737,14 @@ def _chat_ids(deliveries: Sequence[ClaimedDelivery]) -> list[int]:
 
 def _as_delivery(d: ClaimedDelivery) -> Delivery:
     return Delivery(
-        d.id, d.message_id, d.recipient_kind, d.recipient_id, d.address, d.attempts, d.batch_key
+        d.id,
+        d.message_id,
+        d.recipient_kind,
+        d.recipient_id,
+        d.address,
+        d.attempts,
+        d.batch_key,
+        d.params,
     )
 
 

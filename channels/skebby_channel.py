@@ -24,6 +24,7 @@ from typing import Any
 
 from channels import rich_text
 from channels.base import Delivery, DeliveryResult, Outcome, OutgoingMessage
+from channels.personalise import MissingDataError, Renderer
 from channels.skebby_gateway import (
     MessageType,
     OrderState,
@@ -43,6 +44,10 @@ PENDING_STATES = frozenset({OrderState.WAITING, OrderState.WAIT4DLVR, OrderState
 # Recipients Skebby refused before sending: not billed.
 _UNBILLED_STATES = frozenset({OrderState.INVALIDDST, OrderState.BLACKLISTED})
 _DIGITS = re.compile(r"\D")
+# A personalised SMS goes as ``POST paramsms`` with this message: each recipient's text, rendered
+# by Herald (channels.personalise), is their one parameter.
+PARAMETER = "text"
+PARAMETRIC_MESSAGE = "${text}"
 
 
 def outcome_of_state(state: OrderState) -> Outcome:
@@ -95,6 +100,7 @@ class SkebbyChannel:
         self.truncate = truncate
         self.max_batch = batch_size
         self.orders_sent = 0  # accepted POST sms (the benchmark reports it)
+        self._renderer = Renderer()
 
     # --- Channel protocol -------------------------------------------------------------------
 
@@ -108,6 +114,8 @@ class SkebbyChannel:
             return DeliveryResult.for_all(
                 deliveries, Outcome.RETRY, detail="internal error: batch without one order id"
             )
+        if any(d.params is not None for d in deliveries):
+            return await self._send_personal(message, deliveries, order_id)
         try:
             text = sms_text(message)
         except rich_text.MarkupError as exc:
@@ -168,10 +176,110 @@ class SkebbyChannel:
         if status is None:
             logger.info("Skebby never accepted order %s: sending it again", order_id)
             return None
+        logger.info("Skebby had accepted order %s before the answer was lost", order_id)
+        if any(d.params is not None for d in deliveries):
+            return [self._probed(d, status, self._personal_units(message, d)) for d in deliveries]
         analysis = analyse_sms(sms_text(message), max_fragments=self.max_fragments)
         units = min(analysis.fragments, self.max_fragments)
-        logger.info("Skebby had accepted order %s before the answer was lost", order_id)
         return [self._probed(d, status, units) for d in deliveries]
+
+    # --- personalised SMS ---------------------------------------------------------------------
+
+    def personal_text(self, message: OutgoingMessage, delivery: Delivery) -> str:
+        """A personalised broadcast's SMS text for one recipient (values as they are)."""
+        fmt, buttons = rich_text.content_of(message.extra)
+        return self._renderer.sms(message.body, fmt, buttons, delivery.params or {})
+
+    def batch_group(self, message: OutgoingMessage, delivery: Delivery) -> str | None:
+        """One parametric order has one encoding: the dispatcher batches by it."""
+        if delivery.params is None:
+            return None
+        try:
+            text = self.personal_text(message, delivery)
+        except (MissingDataError, rich_text.MarkupError):
+            return "unrenderable"
+        return analyse_sms(text, max_fragments=self.max_fragments).encoding
+
+    def _personal_units(self, message: OutgoingMessage, delivery: Delivery) -> int:
+        try:
+            text = self.personal_text(message, delivery)
+        except (MissingDataError, rich_text.MarkupError):
+            return 0
+        analysis = analyse_sms(text, max_fragments=self.max_fragments)
+        return min(analysis.fragments, self.max_fragments)
+
+    async def _send_personal(
+        self, message: OutgoingMessage, deliveries: Sequence[Delivery], order_id: str
+    ) -> list[DeliveryResult]:
+        """``POST paramsms``: each recipient's rendered text as its ``${text}`` parameter, in
+        one order with one encoding (UCS-2 if any text needs it); each is billed its own
+        fragments."""
+        failed: dict[int, DeliveryResult] = {}
+        texts: dict[int, str] = {}
+        units: dict[int, int] = {}
+        encodings: set[str] = set()
+        for d in deliveries:
+            try:
+                text = self.personal_text(message, d)
+            except (MissingDataError, rich_text.MarkupError) as exc:
+                failed[d.id] = DeliveryResult(d.id, Outcome.FAILED, f"not personalised: {exc}")
+                continue
+            analysis = analyse_sms(text, max_fragments=self.max_fragments)
+            if analysis.fragments == 0:
+                failed[d.id] = DeliveryResult(d.id, Outcome.FAILED, "empty SMS text")
+            elif not analysis.fits and not self.truncate:
+                failed[d.id] = DeliveryResult(
+                    d.id,
+                    Outcome.FAILED,
+                    f"the text needs {analysis.fragments} SMS fragments "
+                    f"({analysis.encoding}); the limit is {self.max_fragments}",
+                )
+            else:
+                texts[d.id] = text
+                units[d.id] = min(analysis.fragments, self.max_fragments)
+                encodings.add(analysis.encoding)
+        sending = [d for d in deliveries if d.id in texts]
+        if not sending:
+            return [failed[d.id] for d in deliveries]
+        encoding = "ucs2" if "ucs2" in encodings else "gsm"
+        if len(encodings) > 1:  # the dispatcher groups by encoding; a rescued batch may mix
+            units = {d.id: min(_ucs2_fragments(texts[d.id]), self.max_fragments) for d in sending}
+        try:
+            result = await self.gateway.send_parametric_sms(
+                PARAMETRIC_MESSAGE,
+                {d.address: {PARAMETER: texts[d.id]} for d in sending},
+                message_type=self.message_type,
+                sender=self.sender,
+                order_id=order_id,
+                encoding=encoding,
+                max_fragments=self.max_fragments,
+                truncate=self.truncate,
+                return_credits=True,
+            )
+        except SkebbyException as exc:
+            refused = {r.delivery_id: r for r in self._failure(sending, exc)}
+            return [failed.get(d.id) or refused[d.id] for d in deliveries]
+        self.orders_sent += 1
+        expected = sum(units.values())
+        if result.total_sent != expected:
+            logger.info(
+                "Skebby parametric order %s billed %d credits, expected %d",
+                order_id,
+                result.total_sent,
+                expected,
+            )
+        return [
+            failed.get(d.id)
+            or DeliveryResult(
+                d.id,
+                Outcome.UNKNOWN,
+                detail=f"accepted by Skebby ({units[d.id]} {encoding} fragment(s), "
+                "personalised); awaiting report",
+                provider_id=order_id,
+                sent_number=units[d.id],
+            )
+            for d in deliveries
+        ]
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -248,6 +356,12 @@ class SkebbyChannel:
             )
             for d in deliveries
         ]
+
+
+def _ucs2_fragments(text: str) -> int:
+    """The fragments of ``text`` sent as UCS-2 (70 units alone, 67 per fragment otherwise)."""
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else -(-units // 67)
 
 
 def _error_text(details: Any) -> str:

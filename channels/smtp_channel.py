@@ -38,6 +38,7 @@ from channels.base import (
     StoredAttachment,
 )
 from channels.composition import OWN_KIND
+from channels.personalise import Renderer
 from channels.unsubscribe import UnsubscribeLinks
 
 logger = logging.getLogger(__name__)
@@ -217,20 +218,36 @@ class EmailChannel:
         mail = EmailMessage()
         mail["From"] = config.sender
         mail["To"] = delivery.address
-        mail["Subject"] = message.subject
+        personal = delivery.params is not None
+        fmt, buttons = rich_text.content_of(message.extra)
+        if delivery.params is not None:
+            subject, text, body_html = Renderer().email(
+                message.subject,
+                message.body,
+                message.body_html,
+                fmt,
+                buttons,
+                delivery.params,
+                text_to_html,
+            )
+        else:
+            subject = message.subject
+        mail["Subject"] = subject
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = message_id_for(message.id, delivery.id, config.sender)
         # RFC 3834: tells vacation responders not to answer a notification.
         mail["Auto-Submitted"] = "auto-generated"
         # A Markdown or HTML body (and any buttons) makes both parts: the HTML with its
         # formatting and the buttons as links, the text with each link's address written out.
-        fmt, buttons = rich_text.content_of(message.extra)
-        if fmt is rich_text.Format.TEXT and not buttons:
+        if personal:
+            pass  # rendered above, per recipient
+        elif fmt is rich_text.Format.TEXT and not buttons:
             text, body_html = message.body, text_to_html(message.subject, message.body)
         else:
             text = rich_text.plain_text(message.body, fmt, buttons)
             body_html = rich_text.email_html(message.subject, message.body, fmt, buttons)
-        body_html = message.body_html or body_html
+        if not personal:
+            body_html = message.body_html or body_html
         if url is not None and unsubscribe is not None:
             # RFC 2369 and RFC 8058: mail clients offer "unsubscribe", a POST needs no page.
             mail["List-Unsubscribe"] = f"<{url}>"

@@ -23,6 +23,7 @@ from channels.base import (
     TransientDeliveryError,
 )
 from channels.composition import BUTTONS_EXTRA_KEY, FORMAT_EXTRA_KEY, REPLY_EXTRA_KEY
+from channels.personalise import MissingDataError, Renderer, TemplateError
 from channels.telegram_client import BotApiClient, BotApiError, BotApiUnavailableError
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.telegram_text import render_messages
@@ -78,6 +79,7 @@ class TelegramChannel:
         self._parse_mode = parse_mode
         self._paid = paid_broadcast
         self._rendered: tuple[int, TelegramContent] | None = None
+        self._renderer = Renderer()
 
     async def send(
         self, message: OutgoingMessage, deliveries: Sequence[Delivery]
@@ -155,9 +157,15 @@ class TelegramChannel:
             )
         moved_to: int | None = None
         try:
-            content = self._content(message)
+            content = (
+                self._content(message)
+                if delivery.params is None
+                else self._personal_content(message, delivery.params)
+            )
         except rich_text.MarkupError as exc:
             return DeliveryResult(delivery.id, Outcome.FAILED, f"invalid markup: {exc}")
+        except (MissingDataError, TemplateError) as exc:
+            return DeliveryResult(delivery.id, Outcome.FAILED, f"not personalised: {exc}")
         try:
             try:
                 ids = await self._send_all(chat_id, message, content)
@@ -213,6 +221,21 @@ class TelegramChannel:
         if cached is None or cached[0] != message.id:
             cached = self._rendered = (message.id, telegram_content(message, self._parse_mode))
         return cached[1]
+
+    def _personal_content(
+        self, message: OutgoingMessage, params: dict[str, Any]
+    ) -> TelegramContent:
+        """The message rendered for one recipient of a personalised broadcast."""
+        fmt = rich_text.format_from(message.extra.get(FORMAT_EXTRA_KEY))
+        markup = rich_text.inline_keyboard(
+            rich_text.buttons_from_json(message.extra.get(BUTTONS_EXTRA_KEY))
+        )
+        if not (message.body.strip() or message.subject.strip()):
+            return TelegramContent([], self._parse_mode, markup)
+        texts, mode = self._renderer.telegram(
+            message.subject, message.body, fmt, params, self._parse_mode
+        )
+        return TelegramContent(texts, mode, markup)
 
     async def _send_file(
         self, chat_id: int, attachment: StoredAttachment, reply_markup: dict[str, Any] | None

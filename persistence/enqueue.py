@@ -9,6 +9,7 @@ next recipients), or one executemany on SQLite.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,8 @@ class NewDelivery(NamedTuple):
     attempts: int = 0
     sent_number: int = 0
     is_sender: bool = False
+    # A personalised broadcast's values (channels.personalise), as JSON text; None otherwise.
+    params: str | None = None
 
 
 DELIVERY_COLUMNS = NewDelivery._fields
@@ -135,6 +138,9 @@ async def insert_deliveries(session: AsyncSession, records: Iterable[NewDelivery
         )
         return
     parameters = [record._asdict() for record in records]
+    for row in parameters:  # SQLAlchemy's JSON type wants the value, not its JSON text
+        if row["params"] is not None:
+            row["params"] = json.loads(row["params"])
     if parameters:
         await connection.execute(insert(MessageRecipient), parameters)
 

@@ -362,6 +362,10 @@ class MessageRecipient(Base):
     read_at: Mapped[datetime | None]
     # A recall's delivery: the delivered one whose Telegram messages it deletes.
     origin_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A personalised broadcast's placeholder values for this recipient (channels.personalise):
+    # only those its content uses, so the dispatcher renders without reloading the recipient.
+    # Plain JSON, not JSONB, on PostgreSQL: stored as written, never queried, cheaper to COPY.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON())
 
     __table_args__ = (
         Index("ix_message_recipients_claim", "channel", "status", "next_attempt_at"),

@@ -46,6 +46,7 @@ class ClaimedDelivery:
     address: str
     attempts: int
     batch_key: str | None
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ async def claim(
                 MR.address,
                 MR.attempts,
                 MR.batch_key,
+                MR.params,
             )
             .execution_options(synchronize_session=False)
         )

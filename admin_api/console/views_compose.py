@@ -281,6 +281,10 @@ async def _check_context(
         Markup(part) if content.parse_mode == "HTML" else part  # noqa: S704 - checked above
         for part in content.texts
     ]
+    for channel in plan.channels:  # personalised Telegram previews: checked HTML as above
+        for preview in channel.previews:
+            if preview.get("parse_mode") == "HTML" and "texts" in preview:
+                preview["texts"] = [Markup(t) for t in preview["texts"]]  # noqa: S704
     fmt, buttons = rich_text.content_of(outgoing.extra)
     blocked = bool(plan.not_visible) or any(c.problems for c in plan.channels)
     reachable = sum(len(c.classification.valid) for c in plan.channels)

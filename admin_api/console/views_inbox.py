@@ -28,6 +28,7 @@ from admin_api.console.pages import (
 from admin_api.console.views_recipients import kind_of, recipient_id
 from admin_api.context import ApiContext
 from channels.composition import REPLY_EXTRA_KEY, ComposeRequest, CompositionError
+from channels.personalise import as_received
 from channels.telegram_text import TELEGRAM_TEXT_LIMIT
 from persistence.common_queries import PageRequest
 from persistence.inbox_queries import mark_read, require_recipient, thread, threads
@@ -73,6 +74,8 @@ async def _thread_context(request: web.Request) -> dict[str, Any]:
         "page": result.entries,
         "unread": result.unread,
         "limit": TELEGRAM_TEXT_LIMIT,
+        # What each recipient got: a personalised broadcast rendered with its stored values.
+        "received": lambda m, d: as_received(m.subject, m.body, d.params),
     }
 
 

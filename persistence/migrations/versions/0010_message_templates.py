@@ -1,7 +1,7 @@
 """saved message templates (versioned), test sends, the users' own addresses
 
-Revision ID: 0009_message_templates
-Revises: 0008_recipient_preferences
+Revision ID: 0010_message_templates
+Revises: 0009_delivery_params
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_message_templates"
-down_revision: str | None = "0008_recipient_preferences"
+revision: str = "0010_message_templates"
+down_revision: str | None = "0009_delivery_params"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
