@@ -51,11 +51,13 @@ from channels.composition import (
     TestSendResult,
 )
 from channels.personalise import (
+    PLACEHOLDERS,
     SIZE_KEY,
     MissingDataError,
     Personalisation,
     Renderer,
     TemplateError,
+    context_of,
     dump_params,
     is_personalised,
 )
@@ -167,8 +169,9 @@ class Composer:
         messages: list[QueuedMessage] = []
         skipped: list[SkippedChannel] = []
         async with self._sessions.begin() as session:
+            context: dict[str, Any] = {}
             if recipient is not None:
-                await self._check_visible(session, user, recipient)
+                context = await self._recipient_context(session, user, recipient)
             own = await own_addresses(session, user.id)
             # The caller as the one candidate of the test (kind "user": no recipient's row).
             me = Candidate(OWN_KIND, user.id, user.username, None, own.email, own.telegram_chat_id)
@@ -176,7 +179,9 @@ class Composer:
             broadcast_id = str(uuid.uuid4())
             for channel in request.channels:
                 view = request.for_channel(channel)
-                subject, body = render_for_recipient(view.subject, view.body, recipient, channel)
+                subject, body = render_for_recipient(
+                    view.subject, view.body, context, channel, view.format
+                )
                 content = dataclasses.replace(
                     view, subject=test_subject(subject), body=body, attachments=[]
                 )
@@ -231,20 +236,25 @@ class Composer:
             self._on_enqueued()
         return TestSendResult(broadcast_id if messages else None, messages, skipped)
 
-    async def _check_visible(
+    async def _recipient_context(
         self, session: AsyncSession, user: User, recipient: RecipientRef
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The placeholders' values of a recipient ``user`` may see (else it is refused)."""
         kind_name, rid = recipient
         if kind_name not in self._kinds:
             raise CompositionError(
                 "recipient.kind",
                 f"unknown recipient kind {kind_name!r}; known: {', '.join(self._kinds.names())}",
             )
-        loaded = await self._load(
-            session, self._kinds.get(kind_name), user, CHANNEL_FIELDS["email"], ids=[rid]
+        fields = sorted(set(PLACEHOLDERS.values()))
+        columns = await load_recipient_columns(
+            session, self._kinds.get(kind_name), user, fields, ids=[rid]
         )
-        if not loaded:
+        if not columns[0]:
             raise RecipientsNotVisibleError([recipient])
+        return context_of(
+            {name: column[0] for name, column in zip(fields, columns[1:], strict=True)}
+        )
 
     # --- validation and planning ---------------------------------------------------------------
 

@@ -7,8 +7,16 @@ subject starting with ``[TEST]``.
 
 from __future__ import annotations
 
-from channels.composition import TEST_PREFIX
-from persistence.recipient_kinds import RecipientRef
+from collections.abc import Mapping
+from typing import Any
+
+from channels.composition import TEST_PREFIX, CompositionError
+from channels.personalise import (
+    MissingDataError,
+    TemplateError,
+    compile_template,
+    is_personalised,
+)
 
 # What each channel says when the caller has no address of theirs for it.
 NO_ADDRESS = {
@@ -20,15 +28,27 @@ NO_ADDRESS = {
 
 
 def render_for_recipient(
-    subject: str, body: str, recipient: RecipientRef | None, channel: str
+    subject: str, body: str, context: Mapping[str, Any], channel: str, fmt: str = "text"
 ) -> tuple[str, str]:
-    """The subject and body as ``recipient`` would receive them on ``channel``.
+    """The subject and body with ``context``'s values in their placeholders (the recipient the
+    test is rendered for; none: an empty context), as the channel then formats them: values are
+    HTML-escaped in an HTML body. A value the recipient lacks is a 422 naming the field.
 
-    TODO(lead): wire channels.personalise.render_for_recipient (branch ``personalise``) here at
-    merge, with the recipient's loaded context; until then the text is returned unchanged.
+    TODO(lead): the per-channel escaping of channels.personalise.Renderer (email HTML, Markdown)
+    could replace this plain rendering of the stored text.
     """
-    del recipient, channel
-    return subject, body
+    del channel
+    if not is_personalised(subject, body):
+        return subject, body
+    rendered = []
+    for field, text, escape in (("subject", subject, False), ("body", body, fmt == "html")):
+        try:
+            rendered.append(compile_template(text, field=field, escape_html=escape).render(context))
+        except TemplateError as exc:
+            raise CompositionError(exc.field, exc.reason) from None
+        except MissingDataError as exc:
+            raise CompositionError(field, f"the recipient has {exc.reason}") from None
+    return rendered[0], rendered[1]
 
 
 def test_subject(subject: str) -> str:

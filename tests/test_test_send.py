@@ -168,3 +168,32 @@ async def test_a_test_from_a_template_and_for_a_hidden_recipient(
         TEST, json=_draft(recipient={"kind": "customer", "id": hidden.id}), key=key, expect=403
     )
     await api.post(TEST, json=_draft(recipients={"customer": [1]}), key=key, expect=422)
+
+
+async def test_a_test_is_rendered_for_the_recipient_chosen(
+    api: Api, telegram_sim: TelegramSimulator, smtp: Server
+) -> None:
+    """With `recipient`, the placeholders carry that recipient's data in my test; a value the
+    recipient lacks is a 422 naming the field."""
+    me, key = await _me(api, telegram_sim)
+    (ada,) = await make_customers(
+        api.db.sessions, 1, owner_id=me, name="Ada", extra={"contract": "C-7"}
+    )
+    (bob,) = await make_customers(api.db.sessions, 1, owner_id=me, name="Bob")
+    draft = _draft(
+        channels=["email"],
+        subject="For {{ name }}",
+        body="Contract {{ extra.contract }} renews.",
+    )
+    await api.post(
+        TEST, json=draft | {"recipient": {"kind": "customer", "id": ada.id}}, key=key, expect=202
+    )
+    await api.dispatcher.drain()
+    (mail,) = await smtp.handler.wait_for(1)
+    assert mail.mail["Subject"] == "[TEST] For Ada"
+    text = mail.mail.get_body(("plain",))
+    assert text is not None and "Contract C-7 renews." in text.get_content()
+    missing = await api.post(
+        TEST, json=draft | {"recipient": {"kind": "customer", "id": bob.id}}, key=key, expect=422
+    )
+    assert missing["error"]["message"].startswith("body:")
