@@ -19,6 +19,7 @@ from admin_api import (
     views_ops,
     views_recipients,
     views_templates,
+    views_webhooks,
 )
 from admin_api.auth import auth_middleware
 from admin_api.console import setup_console
@@ -41,6 +42,7 @@ def route_table(context: ApiContext) -> list[Operation]:
         *views_recipients.operations(kinds),
         *views_invoices.operations(),
         *views_audit.operations(),
+        *views_webhooks.operations(),
     ]
 
 

@@ -14,6 +14,7 @@ from admin_api.metrics import Metrics
 from channels.clock import Clock, utc_now
 from channels.composer import Composer
 from channels.unsubscribe import UnsubscribeLinks
+from channels.webhook_urls import Resolve, UrlPolicy, system_resolve
 from persistence.audit import Actor
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry
@@ -75,6 +76,11 @@ class ApiContext:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Reads the tokens of the unsubscribe links (the email channel signs them with the same).
     unsubscribe: UnsubscribeLinks | None = None
+    # Which webhook URLs may be registered (loopback only in sandbox mode), how hosts resolve,
+    # and how to tell this process's webhook sender that an event (a test ping) is due.
+    webhook_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    webhook_resolve: Resolve = system_resolve
+    wake_webhooks: Callable[[], None] = lambda: None
 
 
 API_CONTEXT = web.AppKey("api_context", ApiContext)

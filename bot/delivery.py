@@ -26,6 +26,8 @@ from channels.telegram_channel import TelegramChannel
 from channels.telegram_client import BotApiClient
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.unsubscribe import UnsubscribeLinks
+from channels.webhook_channel import WebhookConfig, WebhookSender
+from channels.webhook_urls import UrlPolicy
 from persistence.database import SessionFactory
 from persistence.recipient_kinds import RecipientKindRegistry, default_registry
 
@@ -180,3 +182,30 @@ def build_composer(
         clock,
         on_enqueued=on_enqueued,
     )
+
+
+def webhook_policy(settings: Settings) -> UrlPolicy:
+    """Which webhook URLs may be called: loopback (and plain http to it) only in sandbox mode."""
+    return UrlPolicy(allow_loopback=settings.sandbox)
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    return WebhookConfig(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_seconds=settings.webhook_backoff_base_seconds,
+        backoff_max_seconds=max(
+            settings.webhook_backoff_max_seconds, settings.webhook_backoff_base_seconds
+        ),
+        per_endpoint_concurrency=settings.webhook_concurrency_per_endpoint,
+        concurrency=max(settings.webhook_concurrency, settings.webhook_concurrency_per_endpoint),
+        max_response_bytes=settings.webhook_max_response_bytes,
+        policy=webhook_policy(settings),
+    )
+
+
+def build_webhook_sender(
+    settings: Settings, sessions: SessionFactory, clock: Clock
+) -> WebhookSender:
+    """The sender of delivery-status webhooks (a loop of its own beside the dispatcher)."""
+    return WebhookSender(sessions, webhook_config(settings), clock)

@@ -36,7 +36,14 @@ from admin_api.server import ApiRunner
 from bot.cli_errors import StartupError
 from bot.console_setup import console_config, ensure_first_user, secret_key_advice
 from bot.context import HeraldContext
-from bot.delivery import build_channels, build_composer, build_dispatcher, unsubscribe_links
+from bot.delivery import (
+    build_channels,
+    build_composer,
+    build_dispatcher,
+    build_webhook_sender,
+    unsubscribe_links,
+    webhook_policy,
+)
 from bot.delivery_sms import build_skebby_gateway
 from bot.handlers.context import HeraldApplication
 from bot.jobs import LEADER_JOBS, schedule_delivery_jobs
@@ -62,12 +69,14 @@ from channels.skebby_gateway import SkebbyGateway
 from channels.smtp_channel import EmailChannel
 from channels.telegram_channel import TelegramChannel
 from channels.unsubscribe import UnsubscribeLinks
+from channels.webhook_channel import WebhookSender
 from persistence.leaders import RESIGNED_CHANNEL
 from persistence.migrate import ensure_schema_current
 from persistence.notify import (
     API_KEYS_CHANNEL,
     OUTBOX_CHANNEL,
     UPDATES_CHANNEL,
+    WEBHOOKS_CHANNEL,
     NotificationListener,
     asyncpg_dsn,
 )
@@ -108,6 +117,7 @@ class Service:
         self.simulator: TelegramSimulator | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.dispatcher: Dispatcher | None = None
+        self.webhooks: WebhookSender | None = None
         self.composer: Composer | None = None
         self.skebby: SkebbyGateway | None = None
         self.unsubscribe: UnsubscribeLinks | None = None
@@ -288,6 +298,12 @@ class Service:
         dispatcher.set_gate("telegram", self._leads_telegram)
         await dispatcher.start([name for name in dispatcher.channels if name != "telegram"])
         self._stack.push_async_callback(dispatcher.stop)  # also closes the channels
+        # Webhooks: a loop of their own (own claims, own connections), so they never hold up a
+        # delivery; on PostgreSQL every worker process shares them under leases.
+        webhooks = build_webhook_sender(settings, context.sessions, context.clock)
+        await webhooks.start()
+        self._stack.push_async_callback(webhooks.stop)
+        self.webhooks = webhooks
         schedule_delivery_jobs(self.scheduler, context, dispatcher, skebby)
 
     def _leads_telegram(self) -> bool:
@@ -325,7 +341,13 @@ class Service:
             key_cache=self.key_cache,
             console=console_config(settings),
             unsubscribe=self.unsubscribe,
+            webhook_policy=webhook_policy(settings),
+            wake_webhooks=self._wake_webhooks,
         )
+
+    def _wake_webhooks(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
     async def _start_http(self, context: HeraldContext) -> None:
         settings = self.settings
@@ -400,6 +422,7 @@ class Service:
             if state:  # notifications may have been missed while it was away: look now
                 outbox("")
                 self._update_stored()
+                self._wake_webhooks()
 
         listener = NotificationListener(
             asyncpg_dsn(context.engine.url),
@@ -407,6 +430,7 @@ class Service:
                 API_KEYS_CHANNEL: cache.on_notification,
                 OUTBOX_CHANNEL: outbox,
                 UPDATES_CHANNEL: self._update_stored,
+                WEBHOOKS_CHANNEL: lambda _payload: self._wake_webhooks(),
                 RESIGNED_CHANNEL: resigned,
             },
             on_state=listening,

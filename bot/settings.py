@@ -138,6 +138,16 @@ class Settings(BaseSettings):
     breaker_open_seconds: PositiveFloat = 5.0
     breaker_max_open_seconds: PositiveFloat = 60.0
 
+    # --- delivery-status webhooks ---
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Twelve tries, doubling from 15 s up to 30 min (±50 %): more than an hour in all.
+    webhook_max_attempts: int = Field(default=12, ge=1, le=50)
+    webhook_backoff_base_seconds: PositiveFloat = 15.0
+    webhook_backoff_max_seconds: PositiveFloat = 1800.0
+    webhook_concurrency_per_endpoint: int = Field(default=4, ge=1, le=100)
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     # --- the web console ---
     # Encrypts the console's session cookies (at least 32 characters). Unset: a random key is
     # generated once and kept in DATA_DIR/secret_key.

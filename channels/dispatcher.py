@@ -570,7 +570,7 @@ class Dispatcher:
         blocked = [d for d, r in outcomes if r.outcome is Outcome.BLOCKED]
         migrated = [(d.address, r.new_address) for d, r in outcomes if r.new_address]
         async with self._sessions.begin() as session:
-            touched = await outbox.record(session, owner=self.owner, updates=updates)
+            touched = await outbox.record(session, owner=self.owner, updates=updates, now=now)
             await outbox.finish_messages(session, touched, now)
             await flag_blocked_chats(session, self._kinds, _chat_ids(blocked))
             for old, new in migrated:

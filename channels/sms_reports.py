@@ -111,7 +111,7 @@ async def poll_sms_reports(
             else:
                 pending = _classify(answer, members, settled, summary)
             await _postpone(session, pending, now, max_age, summary)
-        await sql.settle(session, settled)
+        await sql.settle(session, settled, now=now)
     return summary
 
 

@@ -58,6 +58,9 @@ class AuditAction(enum.StrEnum):
     # What a recipient receives changed: Telegram /stop, /start, sharing their number, an
     # unsubscribe link, STOP by SMS, Skebby's blacklist, or staff editing their preferences.
     PREFERENCES_CHANGED = "preferences.changed"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
 
 
 @dataclass(frozen=True)

@@ -603,3 +603,76 @@ class AuditEvent(Base):
         Index("ix_audit_events_actor", "actor_label", "id"),
         Index("ix_audit_events_subject", "subject_kind", "id"),
     )
+
+
+# --- delivery-status webhooks ------------------------------------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """A user's callback URL and the events it wants (``persistence.webhook_queries``).
+
+    The secret signs every event (HMAC-SHA256), so it is kept as given; it is shown once, when
+    the endpoint is created, and never logged or answered again.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The API key that registered it, if one did (informative: the owner is the key's user).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    secret: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+
+class WebhookEventStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookEvent(Base):
+    """One event for one endpoint: the webhook outbox's row (claimed under a lease)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the event id (a UUID)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEventStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # The claim: an endpoint's pending events in due order (the index alone).
+        Index("ix_webhook_events_claim", "endpoint_id", "status", "next_attempt_at"),
+        Index("ix_webhook_events_endpoint", "endpoint_id", "created_at"),
+        Index("ix_webhook_events_lease", "status", "lease_expires_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of an event: when, what came back (a status code or an error), how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int]
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(default=0)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 API_KEYS_CHANNEL = "herald_api_keys"  # payload: a revoked key or a changed user
 OUTBOX_CHANNEL = "herald_outbox"  # payload: a delivery channel with new due deliveries
 UPDATES_CHANNEL = "herald_updates"  # payload: a bot key with new webhook updates stored
+WEBHOOKS_CHANNEL = "herald_webhooks"  # payload: empty; new webhook events are due
 MAX_PAYLOAD = 7999  # PostgreSQL's limit is 8000 bytes
 LISTENER_NAME = "herald-listener"  # its application_name, as pg_stat_activity shows it
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from persistence import audit
+from persistence import audit, webhook_queries
 from persistence.audit import Actor, AuditAction
 from persistence.driver_sql import driver_in_transaction
 from persistence.id_filter import id_filters
@@ -30,6 +30,7 @@ from persistence.models import (
     MessageStatus,
 )
 from persistence.notify import OUTBOX_CHANNEL, notify
+from persistence.webhook_queries import FinalDelivery
 
 MR = MessageRecipient
 IN_FLIGHT = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
@@ -198,9 +199,16 @@ async def set_batch_key(session: AsyncSession, ids: Sequence[int], key: str | No
 
 
 async def record(
-    session: AsyncSession, *, owner: str, updates: Sequence[DeliveryUpdate]
+    session: AsyncSession,
+    *,
+    owner: str,
+    updates: Sequence[DeliveryUpdate],
+    now: datetime | None = None,
 ) -> set[int]:
-    """Write outcomes for the rows this worker still holds; return the messages touched."""
+    """Write outcomes for the rows this worker still holds; return the messages touched.
+
+    Final outcomes become webhook events in the same transaction when an endpoint wants them
+    (one small read of the subscriptions per batch; nothing more when there are none)."""
     if not updates:
         return set()
     connection = await session.connection()
@@ -218,7 +226,29 @@ async def record(
         recalled = [(origin, update_of[d]) for d, _, origin in owned if origin is not None]
         deltas.update(await _apply_recalls(session, recalled))
     await add_to_counters(session, deltas)
+    if owned:
+        await _delivery_events(session, owned, updates, now or datetime.now(UTC))
     return {message_id for _, message_id, _ in owned}
+
+
+async def _delivery_events(
+    session: AsyncSession,
+    owned: Sequence[tuple[int, int, int | None]],
+    updates: Sequence[DeliveryUpdate],
+    now: datetime,
+) -> None:
+    subs = await webhook_queries.subscriptions(session)
+    if not subs:
+        return
+    update_of = {u.id: u for u in updates}
+    finals = [
+        FinalDelivery(
+            d, update_of[d].status.value, update_of[d].detail, update_of[d].attempts, origin
+        )
+        for d, _, origin in owned
+        if update_of[d].status.value in webhook_queries.DELIVERY_EVENTS
+    ]
+    await webhook_queries.add_delivery_events(session, subs, finals, now)
 
 
 async def _apply_recalls(
@@ -338,7 +368,8 @@ async def _write_outcomes(
 
 
 async def finish_messages(session: AsyncSession, message_ids: Iterable[int], now: datetime) -> None:
-    """Mark messages done once none of their deliveries is pending or in flight."""
+    """Mark messages done once none of their deliveries is pending or in flight; a broadcast
+    whose last message finished is a ``broadcast.done`` webhook event for whoever wants it."""
     ids = list(message_ids)
     if not ids:
         return
@@ -347,16 +378,24 @@ async def finish_messages(session: AsyncSession, message_ids: Iterable[int], now
         MessageCounter.status.in_(IN_FLIGHT),
         MessageCounter.count > 0,
     )
-    await session.execute(
-        update(Message)
-        .where(
-            Message.id.in_(ids),
-            Message.status.in_(OPEN_MESSAGE_STATUSES),
-            ~busy,
+    finished = (
+        await session.execute(
+            update(Message)
+            .where(
+                Message.id.in_(ids),
+                Message.status.in_(OPEN_MESSAGE_STATUSES),
+                ~busy,
+            )
+            .values(status=MessageStatus.DONE, finished_at=now)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
         )
-        .values(status=MessageStatus.DONE, finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    ).all()
+    if finished:
+        subs = await webhook_queries.subscriptions(session)
+        if subs:
+            done = [message_id for (message_id,) in finished]
+            await webhook_queries.add_broadcast_done_events(session, subs, done, now)
 
 
 async def release(session: AsyncSession, *, owner: str, ids: Sequence[int], now: datetime) -> None:
@@ -447,13 +486,20 @@ async def cancel_message(
         .values(status=MessageStatus.CANCELLED, finished_at=now)
         .execution_options(synchronize_session=False)
     )
-    result = await session.execute(
+    stop = (
         update(MR)
         .where(MR.message_id == message_id, MR.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.CANCELLED, status_detail="cancelled before sending")
         .execution_options(synchronize_session=False)
     )
-    cancelled = int(result.rowcount)  # type: ignore[attr-defined]
+    subs = await webhook_queries.subscriptions(session)
+    if subs.owners_wanting(["delivery.cancelled"]):  # their ids become events
+        ids = [d for (d,) in await session.execute(stop.returning(MR.id))]
+        cancelled = len(ids)
+        await webhook_queries.add_cancelled_events(session, subs, message_id, ids, now)
+    else:
+        result = await session.execute(stop)
+        cancelled = int(result.rowcount)  # type: ignore[attr-defined]
     await add_to_counters(
         session,
         {

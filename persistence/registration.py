@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import webhook_queries
 from persistence.audit import Actor, AuditAction, record
 from persistence.database import SessionFactory
 from persistence.driver_sql import autocommit, driver_statement, engine_of
@@ -423,7 +424,9 @@ async def store_inbound(
         params["ids"] = [record.id for record in senders]
         params["count"] = len(senders)
         rows = await driver_statement(_STORE_POSTGRES, engine.dialect).fetch(engine, params)
-        return int(rows[0][0])
+        message_id = int(rows[0][0])
+        await _received_events(sessions, message_id, senders, inbound.received_at)
+        return message_id
     async with engine.begin() as connection:
         message_id = (await connection.execute(_INSERT_MESSAGE, message)).scalar_one()
         if senders:
@@ -439,4 +442,19 @@ async def store_inbound(
             await connection.execute(_INSERT_SENDER, rows)
             counter = {"message_id": message_id, "status": DeliveryStatus.RECEIVED}
             await connection.execute(_INSERT_COUNTER, {**counter, "count": len(senders)})
+    await _received_events(sessions, int(message_id), senders, inbound.received_at)
     return int(message_id)
+
+
+async def _received_events(
+    sessions: SessionFactory,
+    message_id: int,
+    senders: Sequence[LinkedRecipient],
+    received_at: datetime,
+) -> None:
+    """``message.received`` webhook events, right after the message is stored (the hot path
+    keeps its one statement; this is one small read when no endpoint listens)."""
+    async with sessions.begin() as session:
+        if subs := await webhook_queries.subscriptions(session):
+            refs = [(record.kind, record.id) for record in senders]
+            await webhook_queries.add_received_events(session, subs, message_id, refs, received_at)

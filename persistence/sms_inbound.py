@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import webhook_queries
 from persistence.models import (
     DeliveryStatus,
     Direction,
@@ -101,4 +102,7 @@ async def store_received_sms(
         MessageCounter(message_id=message.id, status=DeliveryStatus.RECEIVED, count=len(senders))
     )
     await session.flush()
+    if subs := await webhook_queries.subscriptions(session):  # in the same transaction
+        refs = [(kind, rid) for kind, rid in senders]
+        await webhook_queries.add_received_events(session, subs, message.id, refs, sms.received_at)
     return message.id, senders

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence import webhook_queries
 from persistence.models import DeliveryStatus, MessageRecipient
 from persistence.outbox import add_to_counters
+from persistence.webhook_queries import FinalDelivery
 
 MR = MessageRecipient
 _CHUNK = 5000  # stays under every driver's bound-parameter limit
@@ -83,11 +85,16 @@ async def awaiting(
     return result
 
 
-async def settle(session: AsyncSession, settled: Sequence[Settle]) -> int:
+async def settle(
+    session: AsyncSession, settled: Sequence[Settle], *, now: datetime | None = None
+) -> int:
     """Write final statuses for deliveries still ``unknown``; counters move with them.
 
-    Rows that left ``unknown`` meanwhile (another poller) are left alone and not counted.
+    Rows that left ``unknown`` meanwhile (another poller) are left alone and not counted. Each
+    settled delivery is an ``sms.report`` (and a ``delivery.<status>``) webhook event for an
+    endpoint that wants it, in the same transaction.
     """
+    finals: list[FinalDelivery] = []
     groups: dict[tuple[DeliveryStatus, str, str | None], list[int]] = {}
     for s in settled:
         groups.setdefault((s.status, s.detail, s.last_error), []).append(s.id)
@@ -106,13 +113,19 @@ async def settle(session: AsyncSession, settled: Sequence[Settle]) -> int:
                     last_error=last_error,
                     next_attempt_at=None,
                 )
-                .returning(MR.message_id)
+                .returning(MR.id, MR.message_id, MR.attempts)
                 .execution_options(synchronize_session=False)
             )
-            for (message_id,) in rows:
+            for delivery_id, message_id, attempts in rows:
                 deltas[(message_id, DeliveryStatus.UNKNOWN.value)] -= 1
                 deltas[(message_id, status.value)] += 1
+                finals.append(FinalDelivery(delivery_id, status.value, detail, attempts))
     await add_to_counters(session, deltas)
+    if finals and (subs := await webhook_queries.subscriptions(session)):
+        when = now or datetime.now(UTC)
+        await webhook_queries.add_delivery_events(session, subs, finals, when)
+        reports = {f.status: webhook_queries.SMS_REPORT_EVENT for f in finals}
+        await webhook_queries.add_delivery_events(session, subs, finals, when, event_types=reports)
     return sum(n for (_, status), n in deltas.items() if status != DeliveryStatus.UNKNOWN)
 
 

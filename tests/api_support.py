@@ -18,6 +18,7 @@ from admin_api.server import ApiRunner
 from bot.delivery import build_channels, build_composer, build_dispatcher, unsubscribe_links
 from channels.base import Channel
 from channels.dispatcher import Dispatcher
+from channels.webhook_urls import UrlPolicy
 from persistence.api_keys import issue_api_key
 from persistence.models import User
 from persistence.recipient_kinds import default_registry
@@ -90,6 +91,7 @@ async def running_api(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     skebby_status: SkebbyStatus | None = None,
     channels: Mapping[str, Channel] | None = None,
+    webhook_policy: UrlPolicy | None = None,
 ) -> AsyncIterator[Api]:
     clock = FakeClock()
     registry = default_registry()
@@ -124,6 +126,7 @@ async def running_api(
         readiness_checks=readiness or {},
         skebby_status=skebby_status,
         unsubscribe=links,
+        webhook_policy=webhook_policy or UrlPolicy(),
     )
     client: TestClient[Any, Any] = TestClient(ApiTestServer(create_app(context)))
     await client.start_server()

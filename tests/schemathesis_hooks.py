@@ -35,6 +35,9 @@ RICH_TEXTS = {
     "markdown": "**Office** closed on *Friday*: [hours](https://example.com/hours)",
     "html": '<b>Office</b> closed on <i>Friday</i>: <a href="https://example.com/h">hours</a>',
 }
+# A webhook's host must resolve to a public address (checked, never in the document): a public
+# address literal, so the fuzz run needs no DNS.
+WEBHOOK_URLS = ["https://93.184.215.14/herald", "https://93.184.215.14:8443/hooks?src=herald"]
 BUTTON_URLS = ["https://example.com/", "http://example.org/a?b=c", "tg://resolve?domain=herald"]
 
 
@@ -244,6 +247,8 @@ def _fix_body(case: Case, pools: dict[str, Any]) -> None:
         _fix_preferences(body, pools)
     elif path.startswith("/api/v1/recipients/{kind}") and "typologies" not in path:
         _fix_recipient(body, kind, pools)
+    elif path.startswith("/api/v1/webhooks") and isinstance(body.get("url"), str):
+        body["url"] = _pick(WEBHOOK_URLS)
     elif path.startswith("/api/v1/invoices") and body.get("sender_id") is not None:
         body["sender_id"] = _pick(pools["users"])
 

@@ -32,6 +32,7 @@ from admin_api.console import (
     views_templates,
     views_typologies,
     views_unsubscribe,
+    views_webhooks,
 )
 from admin_api.console.drafts import DraftStore
 from admin_api.console.i18n import LANGUAGE_NAMES, load_catalogs
@@ -132,6 +133,7 @@ def setup_console(app: web.Application, context: ApiContext) -> Any:
         views_invoices,
         views_keys,
         views_audit,
+        views_webhooks,
         views_unsubscribe,
     ):
         for method, path, handler, name in module.routes(context):

@@ -27,6 +27,7 @@ from bot.cli import (
     templates,
     typologies,
     users,
+    webhooks,
 )
 from bot.cli.common import CliError, UsageError, print_json, validation_message
 from bot.logging_setup import Redactor, configure_logging
@@ -49,6 +50,7 @@ COMMAND_MODULES = (
     keys,
     users,
     audit,
+    webhooks,
 )
 
 EXAMPLES = """\

@@ -1,7 +1,7 @@
 """saved message templates (versioned), test sends, the users' own addresses
 
-Revision ID: 0010_message_templates
-Revises: 0009_delivery_params
+Revision ID: 0011_message_templates
+Revises: 0010_webhooks
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_message_templates"
-down_revision: str | None = "0009_delivery_params"
+revision: str = "0011_message_templates"
+down_revision: str | None = "0010_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
