@@ -18,6 +18,7 @@ from admin_api import (
     views_messages,
     views_ops,
     views_recipients,
+    views_templates,
     views_webhooks,
 )
 from admin_api.auth import auth_middleware
@@ -36,6 +37,7 @@ def route_table(context: ApiContext) -> list[Operation]:
         *views_ops.operations(),
         *views_messages.operations(),
         *views_broadcasts.operations(),
+        *views_templates.operations(),
         *views_inbox.operations(kinds),
         *views_recipients.operations(kinds),
         *views_invoices.operations(),

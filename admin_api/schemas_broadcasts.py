@@ -55,6 +55,9 @@ class BroadcastOut(BaseModel):
     sender_name: str
     created_at: datetime
     send_at: datetime | None
+    template_id: int | None = Field(None, description="The template it was sent from.")
+    template_version: int | None = Field(None, description="That template's version.")
+    is_test: bool = Field(False, description="A test sent to the sender's own addresses.")
     counters: dict[str, int] = Field(description="Deliveries per status, all channels.")
     messages: list[BroadcastChannelOut]
     recalls: list[RecallOut] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from admin_api.schemas import (
+    NO_NUL,
     RECIPIENT_KIND_MARKER,
     Body,
     ChannelName,
@@ -37,17 +38,27 @@ _KIND_KEYS: JsonDict = {"propertyNames": RECIPIENT_KIND_MARKER}
 HAS_TEXT: JsonDict = {"pattern": f"[^{BLANK_CHARACTERS}]"}
 
 
+def _has_text_or_template(schema: dict[str, Any]) -> None:
+    """A body, or a template to take it from; an email's subject likewise."""
+    template: JsonDict = {
+        "required": ["template_id"],
+        "properties": {"template_id": {"type": "integer"}},
+    }
+    schema["if"] = {
+        "required": ["channels"],
+        "properties": {"channels": {"contains": {"const": "email"}}},
+        "not": template,
+    }
+    schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
+
+
 def _selects_someone(schema: dict[str, Any]) -> None:
     """The composer's rules that span fields, in JSON Schema."""
+    _has_text_or_template(schema)
     schema["anyOf"] = [
         {"required": [field], "properties": {field: {"minProperties": 1}}}
         for field in ("recipients", "typologies")
     ]
-    schema["if"] = {
-        "required": ["channels"],
-        "properties": {"channels": {"contains": {"const": "email"}}},
-    }
-    schema["then"] = {"required": ["subject"], "properties": {"subject": HAS_TEXT}}
 
 
 # What the composer accepts as a button's URL, roughly (it also checks the host name).
@@ -59,7 +70,12 @@ class ButtonIn(Body):
 
     label: Annotated[
         str,
-        Field(min_length=1, max_length=rich_text.MAX_BUTTON_LABEL, json_schema_extra=HAS_TEXT),
+        Field(
+            min_length=1,
+            max_length=rich_text.MAX_BUTTON_LABEL,
+            pattern=NO_NUL,
+            json_schema_extra={"allOf": [HAS_TEXT]},
+        ),
     ]
     url: Annotated[str, Field(min_length=1, max_length=rich_text.MAX_URL, pattern=URL_PATTERN)] = (
         Field(description="http://, https:// or tg:// only.")
@@ -69,19 +85,30 @@ class ButtonIn(Body):
 ButtonRow = Annotated[list[ButtonIn], Field(min_length=1, max_length=rich_text.MAX_BUTTONS_PER_ROW)]
 
 
-class ComposeBody(Body):
-    """A broadcast: one message per channel to the named recipients and typology selections.
+class ContentBody(Body):
+    """What a message says and on which channels, written out or taken from a template."""
 
-    Name recipients or typologies (or both); an email needs a subject that is not blank."""
-
-    model_config = ConfigDict(json_schema_extra=_selects_someone)
+    model_config = ConfigDict(json_schema_extra=_has_text_or_template)
 
     channels: list[ChannelName] = Field(
         min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}
     )
-    subject: Subject = Field("", description="Required, not blank, with the email channel.")
+    template_id: Id | None = Field(
+        None,
+        description="A saved template to take the content from (its current version, or "
+        "`template_version`); the fields given here replace the template's on every channel "
+        "(a blank subject or body leaves the template's).",
+    )
+    template_version: Id | None = Field(
+        None, description="A version of `template_id` (default: its current version)."
+    )
+    subject: Subject = Field(
+        "", description="Required, not blank, with the email channel (unless a template gives it)."
+    )
     body: LongText = Field(
-        description="The text; not blank. With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
+        "",
+        description="The text; required and not blank unless `template_id` gives it (a 422 "
+        "otherwise). With sms it must fit SKEBBY_MAX_FRAGMENTS fragments.",
         json_schema_extra={"allOf": [HAS_TEXT]},
     )
     body_html: HtmlText | None = Field(
@@ -99,7 +126,25 @@ class ComposeBody(Body):
         description="URL buttons, rows of {label, url}: under the Telegram message, as links "
         "in email, as addresses in the SMS text.",
     )
-    typology_id: Id | None = Field(None, description="A message typology.")
+    typology_id: Id | None = Field(
+        None, description="A message typology (default: the template's)."
+    )
+    extra: JsonObject = Field(
+        default_factory=dict,
+        description="Free-form JSON kept with the message; format and buttons are set by their "
+        "own fields (the message's extra shows them).",
+        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
+    )
+
+
+class ComposeBody(ContentBody):
+    """A broadcast: one message per channel to the named recipients and typology selections.
+
+    Name recipients or typologies (or both); give a body or a template; an email needs a
+    subject that is not blank."""
+
+    model_config = ConfigDict(json_schema_extra=_selects_someone)
+
     recipients: dict[KindName, IdList] = Field(
         default_factory=dict,
         description='Recipient ids per kind, e.g. {"customer": [1, 2]}.',
@@ -120,12 +165,6 @@ class ComposeBody(Body):
         False, description="When `send_at` has already passed, send at once instead of refusing."
     )
     presend: bool = Field(False, description="Dry run: plan only, send nothing.")
-    extra: JsonObject = Field(
-        default_factory=dict,
-        description="Free-form JSON kept with the message; format and buttons are set by their "
-        "own fields (the message's extra shows them).",
-        json_schema_extra={"not": {"anyOf": [{"required": ["format"]}, {"required": ["buttons"]}]}},
-    )
 
 
 class ComposePayload(ComposeBody):
@@ -133,6 +172,38 @@ class ComposePayload(ComposeBody):
     blank when attachments carry the message."""
 
     body: LongText = Field("", description="The text; may be blank when there are attachments.")
+
+
+class RecipientRefIn(Body):
+    kind: KindName = Field(json_schema_extra=RECIPIENT_KIND_MARKER)
+    id: Id
+
+
+class TestSendBody(ContentBody):
+    """A draft to send to yourself only: your email and your linked Telegram chat."""
+
+    recipient: RecipientRefIn | None = Field(
+        None, description="Render the draft as this recipient would receive it."
+    )
+
+
+class SkippedOut(BaseModel):
+    channel: str
+    reason: str
+
+
+class TestMessageOut(BaseModel):
+    id: int
+    channel: str
+    counts: dict[str, int]
+
+
+class TestSendOut(BaseModel):
+    """What was queued to your own addresses (marked as a test) and which channels were not."""
+
+    broadcast_id: str | None = Field(description="null: no channel had an address of yours.")
+    messages: list[TestMessageOut]
+    skipped: list[SkippedOut]
 
 
 class ComposeQuery(Query):
@@ -255,6 +326,9 @@ class MessageOut(BaseModel):
     cost_per_unit: str
     invoiced: bool
     total: int
+    template_id: int | None = Field(None, description="The template it was sent from.")
+    template_version: int | None = Field(None, description="That template's version.")
+    is_test: bool = Field(False, description="A test sent to the sender's own addresses.")
     counters: dict[str, int] = Field(description="Deliveries per status, live.")
     extra: dict[str, object]
     attachments: list[AttachmentOut] = Field(default_factory=list)

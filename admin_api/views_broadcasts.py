@@ -63,6 +63,9 @@ def broadcast_out(view: BroadcastView) -> BroadcastOut:
         sender_name=first.sender_name,
         created_at=first.created_at,
         send_at=first.send_at,
+        template_id=first.template_id,
+        template_version=first.template_version,
+        is_test=first.is_test,
         counters=view.counters,
         messages=[
             BroadcastChannelOut(

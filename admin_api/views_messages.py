@@ -18,6 +18,7 @@ from admin_api.routing import (
     context,
     current_user,
     id_param,
+    json_body,
     page_of,
     parse_json,
     parse_query,
@@ -34,6 +35,7 @@ from admin_api.schemas_messages import (
     ComposeBody,
     ComposePayload,
     ComposeQuery,
+    ContentBody,
     DeliveryOut,
     DeliveryPage,
     DeliveryQuery,
@@ -42,9 +44,13 @@ from admin_api.schemas_messages import (
     MessageQuery,
     PlanOut,
     SendOut,
+    TestSendBody,
+    TestSendOut,
 )
 from channels.attachments import IncomingAttachment
 from channels.composition import ComposeRequest
+from channels.templates import apply_template
+from persistence.common_queries import NotFoundError
 from persistence.message_queries import (
     MessageFilter,
     MessageView,
@@ -54,6 +60,7 @@ from persistence.message_queries import (
     list_messages,
     read_message,
 )
+from persistence.template_queries import get_template
 
 MULTIPART = "multipart/form-data"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -97,6 +104,9 @@ def message_out(view: MessageView) -> MessageOut:
         cost_per_unit=str(m.cost_per_unit),
         invoiced=m.invoiced,
         total=m.total,
+        template_id=m.template_id,
+        template_version=m.template_version,
+        is_test=m.is_test,
         counters=view.counters,
         extra=m.extra or {},
         attachments=[
@@ -221,6 +231,7 @@ async def create_message(request: web.Request) -> web.Response:
         format=body.format,
         buttons=[[b.model_dump() for b in row] for row in body.buttons],
     )
+    await _from_template(request, body, compose)
     if query.presend or body.presend:
         plan = await ctx.composer.presend(user, compose)
         return render(PlanOut.model_validate(plan.to_json()))
@@ -228,6 +239,62 @@ async def create_message(request: web.Request) -> web.Response:
     answer = SendOut.model_validate(sent, from_attributes=True)
     location = f"/api/v1/messages/{answer.messages[0].id}" if answer.messages else None
     return render(answer, 202, {"Location": location} if location else None)
+
+
+async def _from_template(request: web.Request, body: ContentBody, compose: ComposeRequest) -> None:
+    """Fill ``compose`` from the template the body names (the fields it gives win)."""
+    if body.template_id is None:
+        if body.template_version is not None:
+            raise ApiError(
+                422,
+                "validation_error",
+                "template_version: give template_id too",
+                [{"loc": ["body", "template_version"], "message": "needs template_id"}],
+            )
+        return
+    ctx = context(request)
+    async with ctx.sessions() as session:
+        try:
+            view = await get_template(
+                session, current_user(request), body.template_id, body.template_version
+            )
+        except NotFoundError as exc:
+            field = "template_version" if body.template_version else "template_id"
+            raise ApiError(
+                422,
+                "validation_error",
+                f"{field}: {exc} does not exist or is not yours",
+                [{"loc": ["body", field], "message": "not found"}],
+            ) from None
+    apply_template(
+        compose,
+        view.content,
+        template_id=view.template.id,
+        version=view.version.version,
+        typology_id=view.template.typology_id,
+        explicit=set(body.model_fields_set),
+    )
+
+
+async def send_test_view(request: web.Request) -> web.Response:
+    """Send the draft only to yourself: your email and your linked Telegram chat."""
+    ctx = context(request)
+    user = current_user(request)
+    body = await json_body(request, TestSendBody)
+    compose = ComposeRequest(
+        channels=list(body.channels),
+        body=body.body,
+        subject=body.subject,
+        body_html=body.body_html,
+        typology_id=body.typology_id,
+        extra=body.extra,
+        format=body.format,
+        buttons=[[b.model_dump() for b in row] for row in body.buttons],
+    )
+    await _from_template(request, body, compose)
+    recipient = (body.recipient.kind, body.recipient.id) if body.recipient else None
+    sent = await ctx.composer.send_test(user, compose, recipient, api_actor(request))
+    return render(TestSendOut.model_validate(sent.to_json()), 202)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -380,5 +447,21 @@ def operations() -> list[Op]:
             {200: Response("What was cancelled.", CancelOut)},
             path_params=MESSAGE_ID,
             errors=(409,),
+        ),
+        Op(
+            "POST",
+            base + "/test",
+            send_test_view,
+            "Send me a test: the draft to your own addresses only",
+            "messages",
+            {202: Response("Queued to your addresses; channels without one skipped.", TestSendOut)},
+            body=RequestBody({JSON: TestSendBody}),
+            errors=(403,),
+            description=(
+                "The same content as a send (or a template), rendered for `recipient` if "
+                "given, goes to your own email (`herald users set-email`) and your linked "
+                "Telegram chat (`/link CODE` to the bot) only. Its subject starts with "
+                "[TEST]; it is not billed and not listed among the broadcasts."
+            ),
         ),
     ]

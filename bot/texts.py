@@ -76,6 +76,10 @@ _EN: Final[dict[str, str]] = {
     "cmd_help": "List the commands",
     "cmd_stop": "Stop receiving messages here",
     "cmd_cancel": "Cancel the registration in progress",
+    "link_usage": "Send /link followed by the code Herald's console shows you, e.g. "
+    "/link AB3D5F7H.",
+    "link_invalid": "That code is unknown, used or expired. Ask the console for a new one.",
+    "linked": "Linked: your test messages, {username}, now arrive in this chat.",
 }
 
 _IT: Final[dict[str, str]] = {
@@ -144,6 +148,10 @@ _IT: Final[dict[str, str]] = {
     "cmd_help": "Elenca i comandi",
     "cmd_stop": "Non ricevere più messaggi qui",
     "cmd_cancel": "Annulla la registrazione in corso",
+    "link_usage": "Invia /link seguito dal codice che ti mostra la console di Herald, ad es. "
+    "/link AB3D5F7H.",
+    "link_invalid": "Codice sconosciuto, già usato o scaduto. Chiedine uno nuovo alla console.",
+    "linked": "Collegato: i tuoi messaggi di prova, {username}, ora arrivano in questa chat.",
 }
 
 CATALOGS: Final[dict[str, dict[str, str]]] = {"en": _EN, "it": _IT}

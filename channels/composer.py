@@ -10,6 +10,7 @@ plans, the persistence layer writes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ from channels.composition import (
     BUTTONS_EXTRA_KEY,
     CHANNELS,
     FORMAT_EXTRA_KEY,
+    OWN_KIND,
     REPLY_EXTRA_KEY,
     ChannelPlan,
     ComposerConfig,
@@ -45,19 +47,24 @@ from channels.composition import (
     QueuedMessage,
     RecipientsNotVisibleError,
     SendResult,
+    SkippedChannel,
+    TestSendResult,
 )
 from channels.personalise import (
+    PLACEHOLDERS,
     SIZE_KEY,
     MissingDataError,
     Personalisation,
     Renderer,
     TemplateError,
+    context_of,
     dump_params,
     is_personalised,
 )
 from channels.sms_text import analyse_sms
 from channels.smtp_channel import text_to_html
 from channels.telegram_text import render_messages
+from channels.test_send import NO_ADDRESS, render_for_recipient, test_subject
 from persistence import audit, enqueue
 from persistence.audit import Actor, AuditAction
 from persistence.database import SessionFactory
@@ -66,6 +73,7 @@ from persistence.models import DeliveryStatus, MessageStatus, User
 from persistence.preferences import load_refusals
 from persistence.recipient_kinds import RecipientKind, RecipientKindRegistry, RecipientRef
 from persistence.recipient_loading import load_recipient_columns
+from persistence.user_addresses import own_addresses
 
 # What counts as blank, spelled out: Python, JSON Schema (ECMA) and pydantic's regex engine each
 # mean something slightly different by "whitespace", and the admin API documents this rule.
@@ -145,6 +153,109 @@ class Composer:
         self._on_enqueued()
         return answer
 
+    async def send_test(
+        self,
+        user: User,
+        request: ComposeRequest,
+        recipient: RecipientRef | None = None,
+        actor: Actor | None = None,
+    ) -> TestSendResult:
+        """ "Send me a test": the draft, as ``recipient`` would get it, to ``user``'s own
+        addresses only, now, marked as a test; channels they have no address for are skipped."""
+        self._validate_channels(request)
+        self._validate_text(request)
+        actor = actor or Actor.of_user(user)
+        region = self.config.default_region
+        messages: list[QueuedMessage] = []
+        skipped: list[SkippedChannel] = []
+        async with self._sessions.begin() as session:
+            context: dict[str, Any] = {}
+            if recipient is not None:
+                context = await self._recipient_context(session, user, recipient)
+            own = await own_addresses(session, user.id)
+            # The caller as the one candidate of the test (kind "user": no recipient's row).
+            me = Candidate(OWN_KIND, user.id, user.username, None, own.email, own.telegram_chat_id)
+            now = self._clock()
+            broadcast_id = str(uuid.uuid4())
+            for channel in request.channels:
+                view = request.for_channel(channel)
+                subject, body = render_for_recipient(
+                    view.subject, view.body, context, channel, view.format
+                )
+                content = dataclasses.replace(
+                    view, subject=test_subject(subject), body=body, attachments=[]
+                )
+                mine = [me] if channel in ("email", "telegram") else []
+                classification = classify(channel, mine, default_region=region)
+                plan = self._plan_channel(
+                    channel, content, classification, PersonalData(None, self.config, Renderer())
+                )
+                if plan.problems:
+                    raise CompositionError("body", f"{channel}: {'; '.join(plan.problems)}")
+                if not classification.valid:
+                    skipped.append(SkippedChannel(channel, NO_ADDRESS[channel]))
+                    continue
+                message_id = await enqueue.insert_message(
+                    session,
+                    NewMessage(
+                        broadcast_id=broadcast_id,
+                        channel=channel,
+                        subject=content.subject,
+                        body=content.body,
+                        body_html=content.body_html,
+                        typology_id=request.typology_id,
+                        extra=stored_extra(content),
+                        cost_per_unit=Decimal(0),
+                        sender_id=user.id,
+                        sender_name=user.username,
+                        send_at=None,
+                        status=MessageStatus.QUEUED,
+                        total=1,
+                        created_at=now,
+                        template_id=request.template_id,
+                        template_version=request.template_version,
+                        is_test=True,
+                    ),
+                )
+                classifier = Classifier(channel, default_region=region)
+                counts = await self._insert_deliveries(
+                    session, message_id, classifier, [tuple(me)], now, now
+                )
+                await enqueue.announce(session, channel)
+                messages.append(QueuedMessage(message_id, channel, counts, plan.units, "0"))
+            if messages:
+                await audit.record(
+                    session,
+                    actor,
+                    AuditAction.TEST_SENT,
+                    "message",
+                    [m.id for m in messages],
+                    {"broadcast_id": broadcast_id, "channels": [m.channel for m in messages]},
+                )
+        if messages:
+            self._on_enqueued()
+        return TestSendResult(broadcast_id if messages else None, messages, skipped)
+
+    async def _recipient_context(
+        self, session: AsyncSession, user: User, recipient: RecipientRef
+    ) -> dict[str, Any]:
+        """The placeholders' values of a recipient ``user`` may see (else it is refused)."""
+        kind_name, rid = recipient
+        if kind_name not in self._kinds:
+            raise CompositionError(
+                "recipient.kind",
+                f"unknown recipient kind {kind_name!r}; known: {', '.join(self._kinds.names())}",
+            )
+        fields = sorted(set(PLACEHOLDERS.values()))
+        columns = await load_recipient_columns(
+            session, self._kinds.get(kind_name), user, fields, ids=[rid]
+        )
+        if not columns[0]:
+            raise RecipientsNotVisibleError([recipient])
+        return context_of(
+            {name: column[0] for name, column in zip(fields, columns[1:], strict=True)}
+        )
+
     # --- validation and planning ---------------------------------------------------------------
 
     def _check_send_at(self, request: ComposeRequest) -> None:
@@ -167,6 +278,25 @@ class Composer:
             request.send_at = None
 
     def _validate(self, request: ComposeRequest) -> None:
+        self._validate_channels(request)
+        self._validate_recipients(request)
+        self._validate_text(request)
+
+    def _validate_text(self, request: ComposeRequest) -> None:
+        """The content as each channel sends it (a template may give a channel its own)."""
+        for channel in request.channels:
+            view = request.for_channel(channel)
+            if not has_text(view.body) and not view.attachments:
+                raise CompositionError("body", "the message is empty")
+            if len(view.body) > self.config.max_body_chars:
+                raise CompositionError(
+                    "body", f"longer than {self.config.max_body_chars} characters"
+                )
+            if channel == "email" and not has_text(view.subject):
+                raise CompositionError("subject", "an email needs a subject")
+            self._validate_content(view)
+
+    def _validate_channels(self, request: ComposeRequest) -> None:
         if not request.channels:
             raise CompositionError("channels", "choose at least one channel")
         for i, channel in enumerate(request.channels):
@@ -177,14 +307,10 @@ class Composer:
                 )
         if len(set(request.channels)) != len(request.channels):
             raise CompositionError("channels", "a channel is listed twice")
-        if not has_text(request.body) and not request.attachments:
-            raise CompositionError("body", "the message is empty")
-        if len(request.body) > self.config.max_body_chars:
-            raise CompositionError("body", f"longer than {self.config.max_body_chars} characters")
-        if "email" in request.channels and not has_text(request.subject):
-            raise CompositionError("subject", "an email needs a subject")
         if self.config.typology_required and request.typology_id is None:
             raise CompositionError("typology_id", "a message typology is required")
+
+    def _validate_recipients(self, request: ComposeRequest) -> None:
         if not request.recipients and not request.typology_selection:
             raise CompositionError("recipients", "name recipients or a typology selection")
         for kind in [*request.recipients, *request.typology_selection]:
@@ -209,7 +335,6 @@ class Composer:
                         )
                     ),
                 )
-        self._validate_content(request)
         if request.extra.get(REPLY_EXTRA_KEY):
             named = sum(len(set(ids)) for ids in request.recipients.values())
             if (
@@ -256,7 +381,7 @@ class Composer:
         for channel in request.channels:
             plan = self._plan_channel(
                 channel,
-                request,
+                request.for_channel(channel),
                 classify(
                     channel,
                     map(Candidate._make, candidates),
@@ -493,7 +618,10 @@ class Composer:
         ]
         # Each channel is classified while its deliveries stream into the database (below); its
         # problems depend on the text alone, so they still stop the send before any write.
-        plans = [self._plan_channel(c.channel, request, c.result, data) for c in classifiers]
+        plans = [
+            self._plan_channel(c.channel, request.for_channel(c.channel), c.result, data)
+            for c in classifiers
+        ]
         for channel_plan in plans:
             if channel_plan.problems:
                 raise CompositionError(
@@ -511,16 +639,17 @@ class Composer:
         status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
         messages = []
         for classifier, channel_plan in zip(classifiers, plans, strict=True):
+            content = request.for_channel(channel_plan.channel)
             message_id = await enqueue.insert_message(
                 session,
                 NewMessage(
                     broadcast_id=broadcast_id,
                     channel=channel_plan.channel,
-                    subject=request.subject,
-                    body=request.body,
-                    body_html=request.body_html,
+                    subject=content.subject,
+                    body=content.body,
+                    body_html=content.body_html,
                     typology_id=request.typology_id,
-                    extra=stored_extra(request),
+                    extra=stored_extra(content),
                     cost_per_unit=channel_plan.cost_per_unit,
                     sender_id=user.id,
                     sender_name=user.username,
@@ -528,6 +657,8 @@ class Composer:
                     status=status,
                     total=len(candidates),
                     created_at=now,
+                    template_id=request.template_id,
+                    template_version=request.template_version,
                 ),
             )
             # Every candidate ends up valid, invalid or duplicate: one delivery row each.

@@ -3,6 +3,7 @@ send, the composer's settings and the errors that refuse a request."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,12 @@ REPLY_EXTRA_KEY = "reply"
 # {"label", "url"}) are stored in the message's ``extra`` under these keys (channels.rich_text).
 FORMAT_EXTRA_KEY = "format"
 BUTTONS_EXTRA_KEY = "buttons"
+# What a channel's own content may replace in a request (a template's per-channel text).
+CONTENT_FIELDS = ("subject", "body", "body_html", "format", "buttons")
+# A test send's subject starts with this (and its message is marked is_test).
+TEST_PREFIX = "[TEST] "
+# A test send's deliveries name the user, not a recipient (no unsubscribe link, no preferences).
+OWN_KIND = "user"
 
 
 class CompositionError(Exception):
@@ -86,6 +93,20 @@ class ComposeRequest:
     format: str = "text"
     # URL buttons: rows of {"label": ..., "url": ...}, at most 3 rows of 3
     buttons: list[list[dict[str, str]]] = field(default_factory=list)
+    # Per channel, what replaces the fields above on that channel (CONTENT_FIELDS): the
+    # per-channel content of a template.
+    channel_content: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The saved template (and version) this content came from, recorded with the messages.
+    template_id: int | None = None
+    template_version: int | None = None
+
+    def for_channel(self, channel: str) -> ComposeRequest:
+        """The request as ``channel`` sends it: its own content in place of the shared one."""
+        own = self.channel_content.get(channel)
+        if not own:
+            return self
+        values = {k: v for k, v in own.items() if k in CONTENT_FIELDS and v is not None}
+        return dataclasses.replace(self, channel_content={}, **values)
 
     def fingerprint(self) -> str:
         """Identifies the request's content, so a reused Idempotency-Key can be checked."""
@@ -109,6 +130,10 @@ class ComposeRequest:
             canonical["format"] = self.format
         if self.buttons:
             canonical["buttons"] = self.buttons
+        if self.channel_content:
+            canonical["channel_content"] = self.channel_content
+        if self.template_id is not None:
+            canonical["template"] = [self.template_id, self.template_version]
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -208,6 +233,31 @@ class QueuedMessage:
     counts: dict[str, int]
     units: int
     estimated_cost: str
+
+
+@dataclass(frozen=True)
+class SkippedChannel:
+    channel: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TestSendResult:
+    """A test send: the broadcast written for the caller's own addresses, and the channels it
+    skipped (no address of theirs for it)."""
+
+    broadcast_id: str | None
+    messages: list[QueuedMessage]
+    skipped: list[SkippedChannel]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "broadcast_id": self.broadcast_id,
+            "messages": [
+                {"id": m.id, "channel": m.channel, "counts": m.counts} for m in self.messages
+            ],
+            "skipped": [{"channel": s.channel, "reason": s.reason} for s in self.skipped],
+        }
 
 
 @dataclass(frozen=True)

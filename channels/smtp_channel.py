@@ -37,6 +37,7 @@ from channels.base import (
     OutgoingMessage,
     StoredAttachment,
 )
+from channels.composition import OWN_KIND
 from channels.personalise import Renderer
 from channels.unsubscribe import UnsubscribeLinks
 
@@ -211,7 +212,7 @@ class EmailChannel:
         """The MIME message for one delivery (public so previews can show the real thing)."""
         url = (
             unsubscribe.url(delivery.recipient_kind, delivery.recipient_id, "email")
-            if unsubscribe is not None
+            if unsubscribe is not None and delivery.recipient_kind != OWN_KIND
             else None
         )
         mail = EmailMessage()

@@ -40,6 +40,12 @@ class AuditAction(enum.StrEnum):
     BROADCAST_SENT = "broadcast.sent"
     BROADCAST_CANCELLED = "broadcast.cancelled"
     BROADCAST_RECALLED = "broadcast.recalled"
+    TEST_SENT = "broadcast.test_sent"  # "send me a test", to the sender's own addresses
+    TEMPLATE_CREATED = "template.created"
+    TEMPLATE_UPDATED = "template.updated"
+    TEMPLATE_DELETED = "template.deleted"
+    TELEGRAM_LINKED = "user.telegram_linked"
+    USER_EMAIL_SET = "user.email_set"
     RECIPIENT_CREATED = "recipient.created"
     RECIPIENT_UPDATED = "recipient.updated"
     RECIPIENT_DELETED = "recipient.deleted"

@@ -116,7 +116,7 @@ async def list_broadcasts(
     first_id = func.min(Message.id).label("first_id")
     statement = scoped(
         select(Message.broadcast_id, first_id).where(
-            Message.direction == Direction.SENT, _not_recall()
+            Message.direction == Direction.SENT, _not_recall(), Message.is_test.is_(False)
         ),
         message_visible(kinds, user),
     )

@@ -73,6 +73,9 @@ class NewMessage:
     status: MessageStatus
     total: int
     created_at: datetime
+    template_id: int | None = None
+    template_version: int | None = None
+    is_test: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ async def insert_message(session: AsyncSession, message: NewMessage) -> int:
         status=message.status,
         total=message.total,
         created_at=message.created_at,
+        template_id=message.template_id,
+        template_version=message.template_version,
+        is_test=message.is_test,
     )
     session.add(row)
     await session.flush()

@@ -72,7 +72,8 @@ def _window(
     sender_id: int | None,
     channel: str | None,
 ) -> AnySelect:
-    statement = statement.where(Message.direction == Direction.SENT)
+    # A test send ("send me a test") is never billed.
+    statement = statement.where(Message.direction == Direction.SENT, Message.is_test.is_(False))
     if start is not None:
         statement = statement.where(Message.created_at >= _midnight(start))
     if end is not None:

@@ -138,6 +138,23 @@ class User(TimestampMixin, Base):
     # The console's language (en|it) and IANA time zone; None: from the browser / the default.
     language: Mapped[str | None] = mapped_column(String(8))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The user's own addresses: where "send me a test" goes (none: that channel is skipped).
+    email: Mapped[str | None] = mapped_column(String(254))
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class TelegramLinkCode(Base):
+    """A one-time code a user shows the bot (``/link CODE``) to link their own Telegram chat;
+    stored as its SHA-256 only, good for a few minutes and once."""
+
+    __tablename__ = "telegram_link_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class ApiKey(TimestampMixin, Base):
@@ -242,6 +259,42 @@ class MessageTypology(TypologyMixin, Base):
     __tablename__ = "message_typologies"
 
 
+class MessageTemplate(TimestampMixin, Base):
+    """A saved message: a name (unique per owner), a typology and numbered versions of its
+    content. Editing writes a new version; a broadcast names the version it was sent from."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(150))
+    typology_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_typologies.id", ondelete="SET NULL"), index=True
+    )
+    current_version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+
+class MessageTemplateVersion(Base):
+    """One version of a template's content: ``content`` holds the default text (subject, body,
+    body_html, format, buttons) and per-channel replacements (``{"channels": {"sms": {...}}}``)."""
+
+    __tablename__ = "message_template_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now_default())
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (UniqueConstraint("template_id", "version"),)
+
+
 class Message(TimestampMixin, Base):
     """One broadcast on one channel (the seed's MessageSent), or one inbound message."""
 
@@ -268,6 +321,13 @@ class Message(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED)
     finished_at: Mapped[datetime | None]
     total: Mapped[int] = mapped_column(default=0)
+    # The saved template (and its version) the broadcast was written from, if any.
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_templates.id", ondelete="SET NULL"), index=True
+    )
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    # "Send me a test": to the sender's own addresses; never billed nor counted as a broadcast.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     __table_args__ = (
         Index("ix_messages_status_send_at", "status", "send_at"),

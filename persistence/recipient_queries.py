@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import audit
@@ -233,14 +234,20 @@ async def update_recipient(
         require_may_name_owner(user, changes["owner_id"])
     await _check_references(session, kind, changes, user)
     changes = _own_columns(kind, changes)
-    external_id = changes.get("external_id")
-    if external_id:
+    # A new owner must not already have a record with this one's external_id either.
+    external_id = changes.get("external_id", record.external_id)
+    if external_id and ("external_id" in changes or "owner_id" in changes):
         owner_id = changes.get("owner_id", record.owner_id)
         await _check_external_id(session, kind, owner_id, external_id, rid)
     changed = sorted(name for name, value in changes.items() if getattr(record, name) != value)
     for name, value in changes.items():
         setattr(record, name, value)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # lost a race with the same external_id
+        raise ConflictError(
+            f"external_id {external_id!r} is already used", {"field": "external_id"}
+        ) from None
     await session.refresh(record)
     await audit.record(
         session, actor, AuditAction.RECIPIENT_UPDATED, kind.name, [rid], {"fields": changed}

@@ -350,7 +350,8 @@ async def add_delivery_events(
                 Message.sender_id,
             )
             .join(Message, Message.id == MR.message_id)
-            .where(ids, Message.sender_id.in_(owners))
+            # A test send ("send me a test") is nobody's broadcast: no events.
+            .where(ids, Message.sender_id.in_(owners), Message.is_test.is_(False))
         )
         for d_id, m_id, channel, kind, rid, broadcast_id, owner in rows:
             final = by_id[d_id]
@@ -406,6 +407,7 @@ async def add_broadcast_done_events(
             Message.id.in_(ids),
             Message.status == MessageStatus.DONE,
             Message.sender_id.in_(owners),
+            Message.is_test.is_(False),
         )
         .distinct()
     )

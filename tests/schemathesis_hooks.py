@@ -69,6 +69,12 @@ def _fix_path(case: Case, pools: dict[str, Any]) -> None:
         params["message_id"] = _pick(pools["messages"])
     if "broadcast_id" in params:
         params["broadcast_id"] = _pick(pools["broadcasts"], params["broadcast_id"])
+    if "template_id" in params:
+        ids = pools["templates"]
+        if ids and not (deleting and len(ids) <= 4):
+            params["template_id"] = _pick(ids)
+    if "version" in params:
+        params["version"] = 1  # every template has its first version
     for name, pool in (("recipient_id", pools["recipients"]), ("typology_id", pools["typologies"])):
         ids = pool.get(kind) if name in params and kind is not None else None
         # Deletes may use up a pool, but never its last few records: the rest of the run needs
@@ -87,6 +93,8 @@ def _fix_query(case: Case, pools: dict[str, Any]) -> None:
         if path.startswith("/api/v1/messages")
         else _kind_of(path, case.path_parameters or {})
     )
+    if path.startswith("/api/v1/templates"):
+        kind = "message"
     if "typology_id" in query and kind in pools["typologies"]:
         query["typology_id"] = _pick(pools["typologies"][kind], query["typology_id"])
     for name in ("owner_id", "sender_id"):
@@ -95,6 +103,27 @@ def _fix_query(case: Case, pools: dict[str, Any]) -> None:
 
 
 def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
+    if body.get("template_id") is not None:
+        if pools["templates"]:
+            body["template_id"] = _pick(pools["templates"])
+        else:  # the stateful phase deleted them all: write the text out instead
+            body.pop("template_id")
+            body.pop("template_version", None)
+    if body.get("template_id") is None and not has_text(str(body.get("body", ""))):
+        # The document says in words that a body is needed without a template.
+        body["body"] = _pick(pools["sms_texts"])
+    # A template's subject may have been edited away by now: an email needs one.
+    emailed = "email" in (body.get("channels") or [])
+    if emailed and body.get("template_id") is not None and not has_text(str(body.get("subject"))):
+        body["subject"] = "Seed"
+    if body.get("template_version") is not None:
+        if body.get("template_id") is None:
+            body.pop("template_version")
+        else:
+            body["template_version"] = 1
+    recipient = body.get("recipient")
+    if isinstance(recipient, dict) and recipient.get("kind") in pools["recipients"]:
+        recipient["id"] = _pick(pools["recipients"][recipient["kind"]], recipient.get("id"))
     if body.get("typology_id") is not None:
         body["typology_id"] = _pick(pools["typologies"]["message"], body["typology_id"])
     for field, pool in (("recipients", pools["recipients"]), ("typologies", pools["typologies"])):
@@ -114,6 +143,36 @@ def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
     if isinstance(buttons, list):
         # The composer also checks a URL's host name, which the document does not spell out.
         for row in buttons:
+            for button in row if isinstance(row, list) else []:
+                if isinstance(button, dict) and isinstance(button.get("url"), str):
+                    button["url"] = _pick(BUTTON_URLS)
+
+
+def _fix_template(body: dict[str, Any], pools: dict[str, Any]) -> None:
+    """A name of its own (names are unique per owner), an existing typology, valid markup and
+    button URLs in the shared content and in each channel's own."""
+    if isinstance(body.get("name"), str):
+        body["name"] = f"{body['name'][:100]} {_random.randrange(10**9)}"
+    if body.get("typology_id") is not None:
+        # The stateful phase deletes message typologies through its links (and makes new ones
+        # the pools never hear of): a template names none rather than a stale one.
+        body["typology_id"] = None
+    shared = body.get("format")
+    if shared in RICH_TEXTS and isinstance(body.get("body"), str):
+        body["body"] = RICH_TEXTS[shared]
+    contents = [body]
+    per_channel = body.get("per_channel")
+    if isinstance(per_channel, dict):
+        for own in per_channel.values():
+            if not isinstance(own, dict):
+                continue
+            contents.append(own)
+            fmt = own.get("format") or shared
+            if fmt in RICH_TEXTS:
+                own["body"] = RICH_TEXTS[fmt]
+    for content in contents:
+        buttons = content.get("buttons")
+        for row in buttons if isinstance(buttons, list) else []:
             for button in row if isinstance(row, list) else []:
                 if isinstance(button, dict) and isinstance(button.get("url"), str):
                     button["url"] = _pick(BUTTON_URLS)
@@ -180,8 +239,10 @@ def _fix_body(case: Case, pools: dict[str, Any]) -> None:
     if path == "/api/v1/messages" and isinstance(body.get("payload"), dict):
         _fix_compose(body["payload"], pools)
         _fix_form_rules(body)
-    elif path == "/api/v1/messages":
+    elif path in ("/api/v1/messages", "/api/v1/messages/test"):
         _fix_compose(body, pools)
+    elif path.startswith("/api/v1/templates"):
+        _fix_template(body, pools)
     elif path.endswith("/preferences"):
         _fix_preferences(body, pools)
     elif path.startswith("/api/v1/recipients/{kind}") and "typologies" not in path:
@@ -224,6 +285,9 @@ def _forget_deleted(case: Case, response: Any) -> None:
         return
     pools = _pools()
     params = case.path_parameters or {}
+    deleted_template = str(params.get("template_id"))
+    if deleted_template.isdigit() and int(deleted_template) in pools["templates"]:
+        pools["templates"].remove(int(deleted_template))
     kind = _kind_of(case.operation.path, params)
     for name, pool in (("recipient_id", pools["recipients"]), ("typology_id", pools["typologies"])):
         ids = pool.get(kind) if name in params and kind is not None else None

@@ -112,8 +112,24 @@ async def _seed(api: Api) -> dict[str, Any]:
         )
         messages += [m["id"] for m in sent["messages"]]
         broadcasts.append(sent["broadcast_id"])
+    templates = [
+        (
+            await api.post(
+                "/api/v1/templates",
+                json={
+                    "name": f"Seed template {i}",
+                    "subject": "Seed",
+                    "body": "Office closed on Friday.",
+                    "per_channel": {"sms": {"body": "Office closed on Friday."}},
+                },
+                expect=201,
+            )
+        )["id"]
+        for i in range(8)
+    ]
     return {
         "users": [api.admin.id, clerk.id],
+        "templates": templates,
         "typologies": typologies,
         "recipients": recipients,
         "messages": messages,

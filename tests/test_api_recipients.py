@@ -247,6 +247,20 @@ async def test_external_id_is_unique_per_owner_over_the_api(api: Api) -> None:
     assert mine["external_id"] == "X1" and mine["owner_id"] is not None
 
 
+async def test_moving_a_recipient_to_an_owner_with_its_external_id_is_a_409(api: Api) -> None:
+    """A PATCH giving a recipient to an owner who already has its external_id is a 409, not
+    a 500; the recipient keeps its owner."""
+    alice, alice_key = await api.user("alice")
+    await api.post(CUSTOMERS, json={"name": "Hers", "external_id": "X9"}, key=alice_key)
+    mine = await api.post(CUSTOMERS, json={"name": "Mine", "external_id": "X9"}, expect=201)
+    clash = await api.call(
+        "PATCH", f"{CUSTOMERS}/{mine['id']}", json={"owner_id": alice.id}, expect=409
+    )
+    assert "X9" in clash["error"]["message"]
+    kept = await api.get(f"{CUSTOMERS}/{mine['id']}", expect=200)
+    assert kept["owner_id"] == mine["owner_id"]
+
+
 async def test_typology_crud_per_kind_and_for_messages(api: Api) -> None:
     """Typologies are created, renamed, listed and deleted; a duplicate name is a 409."""
     for base in (CUSTOMERS + "/typologies", "/api/v1/message-typologies"):

@@ -22,6 +22,7 @@ from admin_api.console.pages import (
     flash,
     form,
     i18n,
+    int_field,
     redirect,
     render,
     state,
@@ -30,6 +31,7 @@ from admin_api.console.pages import (
     user,
 )
 from admin_api.console.views_recipients import filters_from
+from admin_api.console.views_templates import template_values
 from admin_api.context import ApiContext
 from channels import rich_text
 from channels.base import OutgoingMessage
@@ -38,11 +40,13 @@ from channels.composition import CHANNELS, ComposeRequest, CompositionError, Pla
 from channels.sms_text import analyse_sms
 from channels.telegram_channel import telegram_content
 from channels.telegram_text import TELEGRAM_TEXT_LIMIT, render_messages, utf16_len
+from channels.templates import apply_template
 from persistence import enqueue
-from persistence.common_queries import PageRequest
+from persistence.common_queries import NotFoundError, PageRequest
 from persistence.inbox_queries import recipient_names
 from persistence.models import MessageTypology
 from persistence.recipient_queries import recipient_ids
+from persistence.template_queries import TemplateFilter, get_template, list_templates
 from persistence.typology_queries import list_typologies
 
 Route = tuple[str, str, Any, str]
@@ -100,6 +104,7 @@ async def _form_context(
             kind.name: (await list_typologies(session, kind.typology_model, None, listing)).items
             for kind in ctx.recipient_kinds
         }
+        templates = (await list_templates(session, user(request), TemplateFilter(), listing)).items
     return {
         "values": values,
         "errors": errors,
@@ -111,6 +116,7 @@ async def _form_context(
             request, values.get("subject", ""), values.get("body", ""), values.get("format", "")
         ),
         "draft": draft,
+        "templates": templates,
     }
 
 
@@ -122,17 +128,58 @@ async def send_form(request: web.Request) -> web.Response:
         values = draft.form.values
     elif draft_id:
         draft_id = ""
+    template_id = int_field(request.query, "template")
+    if template_id is not None and not draft_id:
+        # Choose a template (works without JavaScript: ?template=ID): its text fills the form.
+        try:
+            async with api_context(request).sessions() as session:
+                view = await get_template(session, user(request), template_id)
+        except NotFoundError:
+            await flash(request, tr(request, "That template does not exist."), "warn")
+            return redirect("/send")
+        values.update(template_values(view.content))
+        values["typology_id"] = str(view.template.typology_id or "")
+        values["template_id"] = str(view.template.id)
+        values["template_version"] = str(view.version.version)
     return await render(request, "send.html", await _form_context(request, values, {}, draft_id))
 
 
-async def check(request: web.Request) -> web.Response:
-    ctx = api_context(request)
-    data = await form(request)
+async def _with_template(
+    request: web.Request, data: Any, composed: ComposeForm, compose: ComposeRequest
+) -> None:
+    """The template the form was filled from: recorded with the broadcast, and each channel's
+    own text kept unless the person edited the text it comes from."""
+    template_id = int_field(data, "template_id")
+    version = int_field(data, "template_version")
+    if template_id is None:
+        return
+    try:
+        async with api_context(request).sessions() as session:
+            view = await get_template(session, user(request), template_id, version)
+    except NotFoundError:
+        return  # deleted meanwhile: the form's text is sent as written
+    composed.values["template_id"] = str(template_id)
+    composed.values["template_version"] = str(view.version.version)
+    stored = template_values(view.content)
+    typed = {"subject": compose.subject, "body": compose.body, "format": compose.format}
+    explicit = {name for name, value in typed.items() if value != stored[name]}
+    if composed.values.get("buttons", "") != stored["buttons"]:
+        explicit.add("buttons")
+    explicit.add("typology_id")  # the form always says it
+    apply_template(
+        compose,
+        view.content,
+        template_id=view.template.id,
+        version=view.version.version,
+        typology_id=view.template.typology_id,
+        explicit=explicit,
+    )
+
+
+async def _read_request(
+    request: web.Request, data: Any
+) -> tuple[ComposeForm, ComposeRequest, dict[str, str]]:
     composed, errors = await read_compose_form(request, data)
-    previous = state(request).drafts.get(user(request).id, DRAFT, text_field(data, "draft", 64))
-    keep = data.get("keep_attachments") == "1"
-    if not composed.attachments and keep and isinstance(previous, ComposeDraft):
-        composed.attachments = previous.form.attachments
     compose = ComposeRequest(
         channels=composed.channels,
         body=composed.body,
@@ -145,6 +192,55 @@ async def check(request: web.Request) -> web.Response:
         format=composed.format,
         buttons=composed.buttons,
     )
+    await _with_template(request, data, composed, compose)
+    return composed, compose, errors
+
+
+async def send_test(request: web.Request) -> web.Response:
+    """ "Send me a test": the form's draft to my own email and linked Telegram chat only."""
+    ctx = api_context(request)
+    data = await form(request)
+    composed, compose, errors = await _read_request(request, data)
+    errors.pop("recipients", None)  # a test goes to me, whoever the form names
+    if not errors:
+        first = (composed.kind, composed.ids[0]) if composed.ids else None
+        try:
+            tested = await ctx.composer.send_test(user(request), compose, first, actor(request))
+        except CompositionError as exc:
+            errors[_field(exc)] = exc.message
+    if errors:
+        context = await _form_context(request, composed.values, errors)
+        return await render(request, "send.html", context, 422)
+    sent = ", ".join(m.channel for m in tested.messages)
+    if sent:
+        await flash(
+            request, tr(request, "Test queued to your own addresses: %(channels)s.", channels=sent)
+        )
+    for skipped in tested.skipped:
+        await flash(
+            request,
+            tr(
+                request,
+                "%(channel)s skipped: %(reason)s",
+                channel=skipped.channel,
+                reason=skipped.reason,
+            ),
+            "warn",
+        )
+    context = await _form_context(request, composed.values, {})
+    context["tested"] = tested
+    return await render(request, "send.html", context)
+
+
+async def check(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    data = await form(request)
+    composed, compose, errors = await _read_request(request, data)
+    previous = state(request).drafts.get(user(request).id, DRAFT, text_field(data, "draft", 64))
+    keep = data.get("keep_attachments") == "1"
+    if not composed.attachments and keep and isinstance(previous, ComposeDraft):
+        composed.attachments = previous.form.attachments
+        compose.attachments = composed.attachments
     plan: Plan | None = None
     if not errors:
         try:
@@ -267,6 +363,7 @@ def routes(_context: ApiContext) -> list[Route]:
         ("GET", "/send", send_form, "send"),
         ("POST", "/send/check", check, "send_check"),
         ("POST", "/send/confirm", confirm, "send_confirm"),
+        ("POST", "/send/test", send_test, "send_test"),
         ("POST", "/send/counters", live_counters, "send_counters"),
         ("GET", "/send/matching", matching, "send_matching"),
     ]

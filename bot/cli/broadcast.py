@@ -40,11 +40,13 @@ from bot.settings import Settings
 from channels import rich_text
 from channels.attachments import IncomingAttachment
 from channels.base import Channel
-from channels.composition import ComposeRequest, Plan, SendResult
+from channels.composition import ComposeRequest, Plan, SendResult, TestSendResult
 from channels.dispatcher import Dispatcher
+from channels.templates import apply_template
 from persistence.audit import Actor
 from persistence.common_queries import NotFoundError
-from persistence.models import DeliveryStatus, MessageTypology
+from persistence.models import DeliveryStatus, MessageTypology, User
+from persistence.template_queries import find_template, get_template
 from persistence.typology_queries import find_typology, typologies_named
 
 # Outcomes that mean the person was not reached (duplicates are the same address twice: fine).
@@ -63,6 +65,8 @@ EXAMPLES = [
     'herald broadcast --channel telegram,email --to customer:1 --subject "News" --format markdown '
     '--body "**Open** on Sunday: [hours](https://example.com/hours)" '
     '--button "Our site https://example.com | Map https://example.com/map"',
+    'herald broadcast --channel email,sms --to customer:1,2 --template "Office closed"',
+    "herald broadcast --test --channel telegram,email --template 3 --recipient customer:1",
 ]
 
 
@@ -99,14 +103,33 @@ def add_parsers(commands: Subcommands) -> None:
         help="every recipient of these typology ids, e.g. customer:4",
     )
     parser.add_argument("--typology", help="the message typology (name or id)")
-    parser.add_argument("--subject", default="", help="the subject (email, inbox)")
-    text = parser.add_mutually_exclusive_group(required=True)
-    text.add_argument("--body", help="the text")
+    parser.add_argument("--subject", help="the subject (email, inbox)")
+    text = parser.add_mutually_exclusive_group()
+    text.add_argument("--body", help="the text (required unless --template gives it)")
     text.add_argument("--body-file", type=Path, help="read the text from this UTF-8 file")
+    parser.add_argument(
+        "--template",
+        metavar="NAME|ID",
+        help="take the content from this saved template; --subject, --body, --format and "
+        "--button replace its own",
+    )
+    parser.add_argument(
+        "--template-version", type=int, metavar="N", help="that version of --template"
+    )
+    parser.add_argument(
+        "--test",
+        action="store_true",
+        help="send me a test: only to your own email and linked Telegram chat (no --to)",
+    )
+    parser.add_argument(
+        "--recipient",
+        metavar="KIND:ID",
+        help="with --test: render the draft as this recipient would receive it",
+    )
     parser.add_argument(
         "--format",
         choices=("text", "markdown", "html"),
-        default="text",
+        default=None,
         help="how the text is written: text (the default), markdown (**bold**, *italic*, "
         "`code`, [label](https://...)) or html (Telegram's tags)",
     )
@@ -150,7 +173,7 @@ def add_parsers(commands: Subcommands) -> None:
 # --- reading the options -------------------------------------------------------------------------
 
 
-def _buttons(rows: Sequence[str]) -> list[list[dict[str, str]]]:
+def button_rows(rows: Sequence[str]) -> list[list[dict[str, str]]]:
     try:
         return rich_text.buttons_json(rich_text.parse_button_lines(rows))
     except rich_text.ButtonError as exc:
@@ -226,6 +249,10 @@ def _attachments(settings: Settings, files: Sequence[Path]) -> list[IncomingAtta
 def _body(args: argparse.Namespace) -> str:
     if args.body is not None:
         return str(args.body)
+    if args.body_file is None:
+        if args.template is None:
+            raise UsageError("give --body, --body-file or --template")
+        return ""
     try:
         return str(args.body_file.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -247,9 +274,59 @@ async def _typology_id(context: HeraldContext, value: str | None) -> int | None:
 # --- the command --------------------------------------------------------------------------------
 
 
+def _explicit(args: argparse.Namespace) -> set[str]:
+    """The content options given on the command line (they replace a template's)."""
+    given = {
+        "subject": args.subject is not None,
+        "body": args.body is not None or args.body_file is not None,
+        "format": args.format is not None,
+        "buttons": bool(args.button),
+        "typology_id": args.typology is not None,
+    }
+    return {name for name, present in given.items() if present}
+
+
+async def _apply_template(
+    context: HeraldContext, user: User, request: ComposeRequest, args: argparse.Namespace
+) -> None:
+    if args.template is None:
+        if args.template_version is not None:
+            raise UsageError("--template-version: only with --template")
+        return
+    async with context.sessions() as session:
+        try:
+            template = await find_template(session, user, args.template)
+            view = await get_template(session, user, template.id, args.template_version)
+        except NotFoundError as exc:
+            raise CliError(f"--template: {exc} does not exist or is not yours") from None
+    apply_template(
+        request,
+        view.content,
+        template_id=view.template.id,
+        version=view.version.version,
+        typology_id=view.template.typology_id,
+        explicit=_explicit(args),
+    )
+
+
+def _recipient(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    kind, ids = _ids(value, "--recipient")
+    if len(ids) != 1:
+        raise UsageError(f"--recipient {value!r}: one recipient, KIND:ID")
+    return kind, ids[0]
+
+
 async def _broadcast(settings: Settings, args: argparse.Namespace) -> None:
     if args.deliver and not args.wait:
         raise UsageError("--deliver: only with --wait")
+    if args.test and (args.to or args.to_typology or args.send_at or args.presend):
+        raise UsageError(
+            "--test: goes to your own addresses now; leave out --to, --send-at and --presend"
+        )
+    if args.recipient is not None and not args.test:
+        raise UsageError("--recipient: only with --test")
     body = _body(args)
     attachments = _attachments(settings, args.attach)
     out = console()
@@ -259,19 +336,26 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> None:
         request = ComposeRequest(
             channels=_channels(args.channel),
             body=body,
-            subject=args.subject,
+            subject=args.subject or "",
             typology_id=await _typology_id(context, args.typology),
             recipients=recipients,
             typology_selection=selection,
             attachments=attachments,
             send_at=args.send_at,
             idempotency_key=args.idempotency_key,
-            format=args.format,
-            buttons=_buttons(args.button),
+            format=args.format or "text",
+            buttons=button_rows(args.button),
         )
+        await _apply_template(context, user, request, args)
         composer = build_composer(
             settings, context.sessions, context.clock, recipient_kinds=context.recipient_kinds
         )
+        if args.test:
+            tested = await composer.send_test(
+                user, request, _recipient(args.recipient), Actor.cli(user)
+            )
+            _show_test(out, tested, as_json=args.json)
+            return
         if args.presend:
             plan = await composer.presend(user, request)
             _show_plan(out, plan, as_json=args.json)
@@ -309,6 +393,18 @@ def _sent(answer: SendResult) -> dict[str, Any]:
         "lines": lines,
         "counts": {m.id: dict(m.counts) for m in answer.messages},
     }
+
+
+def _show_test(out: Console, tested: TestSendResult, *, as_json: bool) -> None:
+    if as_json:
+        print_json(tested.to_json())
+        return
+    for m in tested.messages:
+        out.print(f"test message {m.id} ({m.channel}): queued to your own address")
+    for s in tested.skipped:
+        out.print(f"{s.channel}: skipped: {s.reason}")
+    if not tested.messages:
+        raise CliError("no channel has an address of yours: nothing was sent")
 
 
 def _check_reached(counters: dict[int, dict[str, int]], *, reported: bool) -> None:

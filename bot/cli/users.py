@@ -1,4 +1,5 @@
-"""``herald users create|list|set-password|deactivate``: the people who log in to the console.
+"""``herald users create|list|set-password|deactivate|set-email|link-code``: the people who
+log in to the console, and their own addresses ("send me a test" goes there).
 
 Passwords are never taken from an argument (they would sit in the shell history and in ``ps``):
 they are read from a prompt, twice, or from standard input with ``--password-stdin``. A
@@ -21,8 +22,12 @@ from bot.cli.common import (
     print_json,
 )
 from bot.settings import Settings
-from persistence.audit import Actor
+from channels.addresses import is_valid_email
+from channels.clock import utc_now
+from persistence import audit
+from persistence.audit import Actor, AuditAction
 from persistence.common_queries import ConflictError, NotFoundError
+from persistence.user_addresses import LINK_CODE_LIFETIME, new_link_code, set_email
 from persistence.users import (
     PasswordPolicyError,
     UserSummary,
@@ -30,6 +35,7 @@ from persistence.users import (
     deactivate_user,
     hash_password,
     list_users,
+    require_user,
     set_password_hash,
     summary,
 )
@@ -78,6 +84,27 @@ def add_parsers(commands: Subcommands) -> None:
         json_output=True,
     )
     off.add_argument("username")
+    email = add_command(
+        actions,
+        "set-email",
+        help="set (or with --clear remove) the user's own email: where their test sends go",
+        example=["herald users set-email maria maria@example.org"],
+        handler=_set_email,
+        json_output=True,
+    )
+    email.add_argument("username")
+    email.add_argument("email", nargs="?")
+    email.add_argument("--clear", action="store_true", help="remove the email")
+    code = add_command(
+        actions,
+        "link-code",
+        help="a one-time code (10 minutes) the user sends the bot as /link CODE to link their "
+        "own Telegram chat",
+        example="herald users link-code maria",
+        handler=_link_code,
+        json_output=True,
+    )
+    code.add_argument("username")
 
 
 def _password_option(parser: argparse.ArgumentParser) -> None:
@@ -169,3 +196,40 @@ async def _deactivate(settings: Settings, args: argparse.Namespace) -> None:
         except NotFoundError as exc:
             raise UsageError(f"there is no {exc}") from None
         _say(args, _as_json(summary(user)), f"{user.username} is deactivated")
+
+
+async def _set_email(settings: Settings, args: argparse.Namespace) -> None:
+    if args.clear == (args.email is not None):
+        raise UsageError("give the EMAIL, or --clear")
+    email = None if args.clear else str(args.email).strip()
+    if email is not None and (len(email) > 254 or not is_valid_email(email)):
+        raise UsageError(f"{args.email!r} is not an email address")
+    async with herald_database(settings) as context, context.sessions.begin() as session:
+        try:
+            user = await require_user(session, args.username)
+        except NotFoundError as exc:
+            raise UsageError(f"there is no {exc}") from None
+        await set_email(session, user.id, email)
+        await audit.record(
+            session, Actor.cli(None), AuditAction.USER_EMAIL_SET, "user", [user.id], {}
+        )
+        _say(
+            args,
+            {"id": user.id, "username": user.username, "email": email},
+            f"email of {user.username}: {email or 'none'}",
+        )
+
+
+async def _link_code(settings: Settings, args: argparse.Namespace) -> None:
+    async with herald_database(settings) as context, context.sessions.begin() as session:
+        try:
+            user = await require_user(session, args.username)
+        except NotFoundError as exc:
+            raise UsageError(f"there is no {exc}") from None
+        code = await new_link_code(session, user.id, utc_now())
+    minutes = int(LINK_CODE_LIFETIME.total_seconds() // 60)
+    _say(
+        args,
+        {"username": user.username, "code": code, "expires_in_minutes": minutes},
+        f"send the bot: /link {code}  (within {minutes} minutes; once)",
+    )

@@ -26,6 +26,7 @@ from bot.handlers.inbound import (
     stop_command,
     unknown_command,
 )
+from bot.handlers.link import link_command
 from bot.handlers.registration import PRIVATE_MESSAGES, cancel, registration_conversation
 from bot.texts import BOT_COMMANDS, LANGUAGES, Texts
 
@@ -46,6 +47,7 @@ def install_handlers(application: HeraldApplication) -> None:
             CommandHandler("help", help_command, filters=private),
             CommandHandler("stop", stop_command, filters=private),
             CommandHandler("cancel", cancel, filters=private),
+            CommandHandler("link", link_command, filters=private),
             MessageHandler(PRIVATE_MESSAGES & filters.TEXT & ~filters.COMMAND, inbound_text),
             MessageHandler(PRIVATE_MESSAGES & filters.COMMAND, unknown_command),
             MessageHandler(PRIVATE_MESSAGES, not_text),

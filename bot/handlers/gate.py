@@ -20,7 +20,8 @@ from persistence.registration import has_opted_out
 
 log = logging.getLogger(__name__)
 
-OPEN_COMMANDS = frozenset({"start", "help", "cancel"})
+# /link is for Herald's own users (their test sends), who are not recipients.
+OPEN_COMMANDS = frozenset({"start", "help", "cancel", "link"})
 MAX_CALLBACK_ANSWER = 200
 
 
