@@ -34,8 +34,9 @@ def render_for_recipient(
     test is rendered for; none: an empty context), as the channel then formats them: values are
     HTML-escaped in an HTML body. A value the recipient lacks is a 422 naming the field.
 
-    TODO(lead): the per-channel escaping of channels.personalise.Renderer (email HTML, Markdown)
-    could replace this plain rendering of the stored text.
+    The values go into the stored source, which the channel then converts as it always does
+    (Markdown and plain text are escaped by that conversion), so a Markdown character in a
+    value formats a test send where a real broadcast would show it literally.
     """
     del channel
     if not is_personalised(subject, body):

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from persistence.models import Message, TelegramLinkCode
+from persistence.models import Message, TelegramLinkCode, User
+from persistence.template_queries import get_template, update_template
 from tests.conftest import Database
 from tests.console_support import Console, running_console
 from tests.factories import make_customers
@@ -120,3 +122,31 @@ async def test_my_addresses_and_send_me_a_test(console: Console) -> None:
     async with console.api.db.sessions() as session:
         (message,) = (await session.execute(select(Message))).scalars()
     assert message.is_test and message.subject == "[TEST] Office closed"
+
+
+async def test_a_console_edit_keeps_what_the_form_does_not_show(console: Console) -> None:
+    """Editing a template in the console keeps the email HTML body and the other channels'
+    own content set through the API; only the shared text and the SMS text change."""
+    alice = await console.user("alice")
+    created = await alice.post("/templates", _fields())
+    match = TEMPLATE.search(created.url)
+    assert match
+    tid = int(match.group(1))
+    async with console.api.db.sessions.begin() as session:
+        owner = (await session.execute(select(User).where(User.username == "alice"))).scalar_one()
+        view = await get_template(session, owner, tid)
+        rich = view.content | {
+            "body_html": "<p>Closed <b>Friday</b></p>",
+            "per_channel": {
+                "telegram": {"body": "Closed *Friday*", "format": "markdown"},
+                "sms": {"body": "Closed Friday"},
+            },
+        }
+        await update_template(session, owner, tid, {}, content=rich, now=datetime.now(UTC))
+    saved = await alice.post(f"/templates/{tid}", _fields(body="Closed all week.", sms_body=""))
+    assert saved.has("Saved as version 3.")
+    async with console.api.db.sessions() as session:
+        content = (await get_template(session, owner, tid)).content
+    assert content["body"] == "Closed all week."
+    assert content["body_html"] == "<p>Closed <b>Friday</b></p>"
+    assert content["per_channel"] == {"telegram": {"body": "Closed *Friday*", "format": "markdown"}}

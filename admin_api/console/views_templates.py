@@ -149,6 +149,22 @@ def _read(request: web.Request, data: Any) -> tuple[dict[str, Any], dict[str, An
     return values, content, errors
 
 
+def keep_unshown(stored: dict[str, Any], edited: dict[str, Any]) -> dict[str, Any]:
+    """The form edits the shared text and the SMS body; what else the template holds (an email
+    HTML body, other channels' own content, set through the API) stays as it was."""
+    kept = dict(edited)
+    if kept.get("body_html") is None:
+        kept["body_html"] = stored.get("body_html")
+    stored_own = stored.get(PER_CHANNEL) or {}
+    own = {channel: dict(fields) for channel, fields in stored_own.items() if channel != "sms"}
+    sms = {k: v for k, v in (stored_own.get("sms") or {}).items() if k != "body"}
+    sms.update((edited.get(PER_CHANNEL) or {}).get("sms") or {})
+    if sms:
+        own["sms"] = sms
+    kept[PER_CHANNEL] = own
+    return normalised(kept)
+
+
 async def create(request: web.Request) -> web.Response:
     ctx = api_context(request)
     values, content, errors = _read(request, await form(request))
@@ -220,6 +236,14 @@ async def save(request: web.Request) -> web.Response:
     ctx = api_context(request)
     template_id = _template_id(request)
     values, content, errors = _read(request, await form(request))
+    if not errors:
+        async with ctx.sessions() as session:
+            current = await get_template(session, user(request), template_id)
+        content = keep_unshown(current.content, content)
+        try:
+            check_content(content)
+        except CompositionError as exc:
+            errors["body"] = exc.message
     if not errors:
         try:
             async with ctx.sessions.begin() as session:
