@@ -25,7 +25,7 @@ from admin_api.recipient_input import CSV_COLUMNS
 from tests.api_support import Api, running_api
 from tests.conftest import Database
 
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 7
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 
 
