@@ -107,6 +107,8 @@ def _fix_query(case: Case, pools: dict[str, Any]) -> None:
 
 
 def _fix_compose(body: dict[str, Any], pools: dict[str, Any]) -> None:
+    if body.get("send_at") is not None:
+        body["send_now_if_past"] = True  # a generated time may lie in the past by then
     if body.get("template_id") is not None:
         if pools["templates"]:
             body["template_id"] = _pick(pools["templates"])
@@ -177,6 +179,8 @@ def _fix_template(body: dict[str, Any], pools: dict[str, Any]) -> None:
             fmt = own.get("format") or shared
             if fmt in RICH_TEXTS:
                 own["body"] = RICH_TEXTS[fmt]
+            elif fmt is None and own.get("body") is not None:
+                own["format"] = "text"  # a PATCH inherits the stored format, maybe HTML
     for content in contents:
         buttons = content.get("buttons")
         for row in buttons if isinstance(buttons, list) else []:
