@@ -189,6 +189,7 @@ async def _telegram_rate(
             sessions,
             replace(config, policy=UrlPolicy(allow_loopback=True)),
             clock,
+            deliveries_busy=dispatcher.busy,  # as bot.delivery.build_webhook_sender wires it
         )
         await dispatcher.start()
         if webhooks:
@@ -211,7 +212,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--deliveries", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-endpoint", type=int, default=64)
     args = parser.parse_args()
     n = max(args.events, args.deliveries)

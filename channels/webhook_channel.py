@@ -69,9 +69,11 @@ class WebhookConfig:
     backoff_max_seconds: float = 1800.0
     per_endpoint_concurrency: int = 4
     concurrency: int = 64
-    # POSTs at a time while this process is sending deliveries: events then wait a little, so
-    # that they never slow the broadcasts they report on.
-    busy_concurrency: int = 4
+    # While this process is sending deliveries, events go in rounds of at most this many POSTs,
+    # a round at most every ``busy_round_seconds``, claimed and recorded in one transaction
+    # each: events then wait a little, so that they never slow the broadcasts they report on.
+    busy_concurrency: int = 16
+    busy_round_seconds: float = 0.25
     lease_seconds: float = 60.0
     idle_poll_seconds: float = 1.0
     max_response_bytes: int = 64 * 1024
@@ -137,6 +139,8 @@ class WebhookSender:
         self._url_checks: dict[str, tuple[float, str | None]] = {}
         self._unrecorded: list[tuple[AttemptOutcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._next_busy_round = 0.0
+        self._busy_round_claimed = False
         self._episode = FailureEpisode("webhook sender", log, backoff=Backoff(1.0, 30.0, self._rng))
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -202,7 +206,15 @@ class WebhookSender:
                 continue
             self._episode.recovered()
             if not started:
-                await wait_event(self._wake, self.config.idle_poll_seconds)
+                await wait_event(self._wake, self._until_next_look())
+
+    def _until_next_look(self) -> float:
+        """The idle poll; or, while deliveries run and the last round found events, the time
+        until the next round may start."""
+        wait = self.config.idle_poll_seconds
+        if self._busy_round_claimed and not self._inflight and self._deliveries_busy():
+            wait = min(wait, max(0.0, self._next_busy_round - time.monotonic()))
+        return wait
 
     async def rescue(self) -> int:
         """Events left ``sending`` by a sender that died are due again once their lease ran
@@ -230,7 +242,12 @@ class WebhookSender:
 
     async def _claim_round(self) -> int:
         config = self.config
-        limit = config.busy_concurrency if self._deliveries_busy() else config.concurrency
+        busy = self._deliveries_busy()
+        if busy:
+            if self._inflight or time.monotonic() < self._next_busy_round:
+                return 0
+            self._next_busy_round = time.monotonic() + config.busy_round_seconds
+        limit = config.busy_concurrency if busy else config.concurrency
         free = limit - sum(self._inflight.values())
         if free <= 0:
             return 0
@@ -246,6 +263,7 @@ class WebhookSender:
                 if free <= 0:
                     break
             if not slots:
+                self._busy_round_claimed = False
                 return 0
             claimed = await sql.claim(
                 session,
@@ -254,6 +272,7 @@ class WebhookSender:
                 owner=self.owner,
                 slots=slots,
             )
+        self._busy_round_claimed = busy and bool(claimed)
         for event in claimed:
             self._inflight[event.endpoint_id] += 1
             task = asyncio.create_task(self._deliver(event), name=f"webhook-{event.id}")
@@ -287,6 +306,7 @@ class WebhookSender:
             left = self._inflight[endpoint]
             if left <= 0:
                 del self._inflight[endpoint]
+            self._start_recorder()  # this attempt may have been the one its round waited for
             # Claim again once half the endpoint's slots are free (or all): a claim per batch,
             # not per event.
             if left <= self.config.per_endpoint_concurrency // 2:
@@ -321,9 +341,17 @@ class WebhookSender:
         for many events, so thousands of events a minute cost the dispatcher's loop little."""
         done = asyncio.get_running_loop().create_future()
         self._unrecorded.append((outcome, done))
-        if self._recorder is None or self._recorder.done():
-            self._recorder = asyncio.create_task(self._record_all(), name="webhook-recorder")
+        self._start_recorder()
         await asyncio.shield(done)
+
+    def _start_recorder(self) -> None:
+        """Write what ended, unless deliveries are running and attempts of this round are still
+        out: then the last one to end (or to give up) writes the round in one transaction."""
+        if not self._unrecorded or (self._recorder is not None and not self._recorder.done()):
+            return
+        if self._deliveries_busy() and len(self._unrecorded) < sum(self._inflight.values()):
+            return
+        self._recorder = asyncio.create_task(self._record_all(), name="webhook-recorder")
 
     async def _record_all(self) -> None:
         """Write what has ended until nothing is left; while the database is away, keep trying

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from channels.telegram_channel import TelegramChannel
 from channels.telegram_client import BotApiClient
 from channels.telegram_rate_limit import TelegramRateLimiter
+from channels.webhook_urls import UrlPolicy
+from persistence.models import WebhookEvent
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.api_support import Api, running_api
 from tests.conftest import Database
@@ -38,7 +41,9 @@ async def api(db: Database, tmp_path: Path, sim: TelegramSimulator) -> AsyncIter
     telegram = TelegramChannel(
         BotApiClient(sim.token, sim.base_url), TelegramRateLimiter(1000, per_chat_interval=0.0)
     )
-    async with running_api(db, tmp_path, channels={"telegram": telegram}) as running:
+    async with running_api(
+        db, tmp_path, channels={"telegram": telegram}, webhook_policy=UrlPolicy(allow_loopback=True)
+    ) as running:
         yield running
 
 
@@ -245,6 +250,32 @@ async def test_recall_cancels_what_is_still_pending(api: Api, sim: TelegramSimul
     assert answer["cancelled"] == 4 and answer["to_delete"] == 0
     assert answer["broadcast"]["status"] == "cancelled"  # type: ignore[index]
     assert all(not sim.messages_to(CHAT_BASE + i) for i in range(2))
+
+
+async def test_a_recall_tells_the_webhook_each_recalled_delivery(
+    api: Api, sim: TelegramSimulator
+) -> None:
+    """An endpoint wanting delivery.recalled hears of each recalled notice, by its delivery id."""
+    ids = await _people(api, sim, 2)
+    await api.post(
+        "/api/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["delivery.recalled"]},
+        expect=201,
+    )
+    bid = await _send(api, ids, channels=["telegram"])
+    await api.dispatcher.drain()
+    await _recalled(api, bid)
+    telegram = (await api.get(f"{BROADCASTS}/{bid}", expect=200))["messages"][0]
+    delivered = {d["id"] for d in await _deliveries(api, telegram["message_id"])}
+    async with api.db.sessions() as session:
+        events = list(await session.scalars(select(WebhookEvent)))
+    assert {e.event_type for e in events} == {"delivery.recalled"}
+    assert {e.payload["delivery_id"] for e in events} == delivered
+    for event in events:
+        assert event.payload["status"] == "recalled"
+        assert event.payload["channel"] == "telegram"
+        assert event.payload["broadcast_id"] == bid
+        assert event.payload["message_id"] == telegram["message_id"]
 
 
 async def test_recall_records_telegrams_refusal_after_48_hours(

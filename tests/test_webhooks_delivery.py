@@ -17,7 +17,7 @@ from sqlalchemy import select
 from channels.webhook_channel import WebhookConfig, WebhookSender
 from channels.webhook_urls import UrlPolicy
 from persistence import webhook_queries as sql
-from persistence.models import WebhookAttempt, WebhookEvent
+from persistence.models import MessageRecipient, WebhookAttempt, WebhookEvent
 from persistence.recipient_kinds import default_registry
 from persistence.sms_inbound import ReceivedSms, store_received_sms
 from tests.api_support import Api, running_api
@@ -105,6 +105,27 @@ async def test_a_receiver_down_for_a_while_receives_every_event_signed(api: Api)
     assert {e["status"] for e in log["items"]} == {"delivered"}
     codes = [a["status_code"] for e in log["items"] for a in e["attempt_log"]]
     assert sorted(codes) == [200] * 4 + [503] * 4
+
+
+async def test_an_event_names_the_delivery_its_message_broadcast_and_outcome(api: Api) -> None:
+    """An event's data says which delivery, message, broadcast, channel and recipient, and how."""
+    user, key = await api.user("alice")
+    await register(api, key, "http://127.0.0.1:9/hook", "delivery.success")
+    broadcast_id = await broadcast(api, key, user.id, 1)
+    async with api.db.sessions() as session:
+        delivery = (await session.scalars(select(MessageRecipient))).one()
+    (event,) = await stored_events(api)
+    assert (event.event_type, event.status, event.attempts) == ("delivery.success", "pending", 0)
+    assert event.payload == {
+        "delivery_id": delivery.id,
+        "message_id": delivery.message_id,
+        "broadcast_id": broadcast_id,
+        "channel": "storage",
+        "recipient": {"kind": delivery.recipient_kind, "id": delivery.recipient_id},
+        "status": "success",
+        "detail": delivery.status_detail,
+        "attempts": delivery.attempts,
+    }
 
 
 async def test_events_stop_after_max_attempts_with_every_attempt_recorded(api: Api) -> None:
@@ -238,6 +259,45 @@ async def test_two_senders_share_the_events_without_doubles(api: Api) -> None:
         await asyncio.gather(first.drain(), second.drain())
     ids = target.event_ids()
     assert len(ids) == len(set(ids)) == 30
+
+
+def busy_sender(api: Api) -> WebhookSender:
+    """A sender in a process that is sending deliveries all along."""
+    config = sender(
+        api, busy_concurrency=5, busy_round_seconds=0.0, per_endpoint_concurrency=8
+    ).config
+    return WebhookSender(api.db.sessions, config, api.clock, deliveries_busy=lambda: True)
+
+
+async def test_while_deliveries_run_events_go_a_small_round_at_a_time(api: Api) -> None:
+    """While its process sends a broadcast, the sender posts five events a round, each round
+    recorded whole before the next, until every event has arrived."""
+    user, key = await api.user("alice")
+    async with receiver() as target:
+        await register(api, key, target.url, "delivery.success")
+        await broadcast(api, key, user.id, 12)
+        hooks = busy_sender(api)
+        rounds = []
+        for _ in range(4):
+            rounds.append(await hooks.run_once())
+            events = await stored_events(api)
+            assert sum(e.status == "delivered" for e in events) == sum(rounds)
+    assert rounds == [5, 5, 2, 0]
+    assert sorted(target.event_ids()) == sorted(e.id for e in events)
+
+
+async def test_a_busy_senders_loop_records_every_round(api: Api) -> None:
+    """The running sender, while deliveries go out, delivers and records every event."""
+    user, key = await api.user("alice")
+    async with receiver() as target:
+        await register(api, key, target.url, "delivery.success")
+        await broadcast(api, key, user.id, 12)
+        hooks = busy_sender(api)
+        await hooks.start()
+        await target.wait_for(12)
+        await hooks.stop()
+    assert {e.status for e in await stored_events(api)} == {"delivered"}
+    assert len(set(target.event_ids())) == 12
 
 
 async def test_an_endpoint_resolving_inside_is_refused_at_send_time(api: Api) -> None:
