@@ -81,15 +81,19 @@ async def start_scheduled_messages(context: HeraldContext, dispatcher: Dispatche
 async def purge_retention(context: HeraldContext) -> None:
     async with context.sessions.begin() as session:
         purged = await purge_old_data(
-            session, context.clock(), keep_days=context.settings.persistence_retention_days
+            session,
+            context.clock(),
+            keep_days=context.settings.persistence_retention_days,
+            webhook_event_days=context.settings.webhook_event_retention_days,
         )
-    if purged.conversations or purged.idempotency_keys or purged.updates:
+    if purged.conversations or purged.idempotency_keys or purged.updates or purged.webhook_events:
         log.info(
-            "retention: removed %d stale conversations, %d old idempotency keys and %d handled "
-            "webhook updates",
+            "retention: removed %d stale conversations, %d old idempotency keys, %d handled "
+            "Telegram updates and %d settled webhook events",
             purged.conversations,
             purged.idempotency_keys,
             purged.updates,
+            purged.webhook_events,
         )
 
 

@@ -147,6 +147,7 @@ class Settings(BaseSettings):
     webhook_concurrency_per_endpoint: int = Field(default=4, ge=1, le=100)
     webhook_concurrency: int = Field(default=64, ge=1, le=1000)
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    webhook_event_retention_days: PositiveInt = 30
 
     # --- the web console ---
     # Encrypts the console's session cookies (at least 32 characters). Unset: a random key is
