@@ -89,4 +89,9 @@ class BroadcastRecallOut(BaseModel):
         description="Delivered Telegram messages whose deletion is queued; follow the "
         "progress in the broadcast's `recalls`."
     )
+    in_flight: int = Field(
+        default=0,
+        description="Telegram sends under way when the recall started: each is deleted once "
+        "it is delivered.",
+    )
     broadcast: BroadcastOut

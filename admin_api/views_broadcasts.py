@@ -175,6 +175,7 @@ async def recall_broadcast(request: web.Request) -> web.Response:
         BroadcastRecallOut(
             cancelled=started.cancelled,
             to_delete=started.to_delete,
+            in_flight=started.in_flight,
             broadcast=broadcast_out(await _read(request)),
         ),
         202,
@@ -227,8 +228,8 @@ def operations() -> list[Op]:
                 "message already delivered is deleted from its chat through the outbox, under "
                 "the bot's rate limits. Telegram lets a bot delete its messages for 48 hours; "
                 "each delivery then says `recalled`, or keeps `success` with the reason "
-                "Telegram refused in `status_detail`. A delivery still in flight when the "
-                "recall starts is not recalled: ask again once it is final."
+                "Telegram refused in `status_detail`. A send still in flight when the recall "
+                "starts (`in_flight`) is deleted once it is delivered."
             ),
         ),
     ]

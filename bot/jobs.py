@@ -22,6 +22,7 @@ from channels.skebby_gateway import SkebbyGateway
 from channels.sms_inbound import poll_received_sms, sync_blacklist
 from channels.sms_reports import sms_report_job
 from persistence.outbox import announce_due, start_due_scheduled
+from persistence.recall import recall_late_deliveries
 from persistence.retention import purge_old_data
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,14 @@ log = logging.getLogger(__name__)
 SMS_REPORT_BATCH = 200
 # Jobs that run in one process only (the scheduler leader); the others are safe to run in every
 # process at once: the rescue takes rows with SKIP LOCKED and conditional updates.
-LEADER_JOBS = ("scheduled-messages", "retention", "sms-reports", "sms-received", "sms-blacklist")
+LEADER_JOBS = (
+    "scheduled-messages",
+    "retention",
+    "recall-late",
+    "sms-reports",
+    "sms-received",
+    "sms-blacklist",
+)
 
 
 class GuardedJob:
@@ -97,6 +105,15 @@ async def purge_retention(context: HeraldContext) -> None:
         )
 
 
+async def recall_late(context: HeraldContext, dispatcher: Dispatcher) -> None:
+    """Deliveries in flight when their broadcast was recalled are deleted once delivered."""
+    async with context.sessions.begin() as session:
+        queued = await recall_late_deliveries(session, context.clock())
+    if queued:
+        log.info("recall: %d deliveries that were in flight are being deleted too", queued)
+        dispatcher.wake()
+
+
 async def poll_sms_reports(context: HeraldContext, gateway: SkebbyGateway) -> None:
     await sms_report_job(
         context.sessions,
@@ -151,6 +168,7 @@ def schedule_delivery_jobs(
         ("rescue-leases", rescue_stale_leases, max(1.0, lease / 2), [dispatcher]),
         ("scheduled-messages", start_scheduled_messages, 5.0, [context, dispatcher]),
         ("retention", purge_retention, 6 * 3600.0, [context]),
+        ("recall-late", recall_late, 15.0, [context, dispatcher]),
     ]
     if skebby is not None:
         settings = context.settings

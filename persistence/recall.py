@@ -13,17 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ColumnElement, func, insert, literal, select
+from sqlalchemy import BigInteger, ColumnElement, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from persistence import audit
 from persistence.audit import Actor, AuditAction
 from persistence.common_queries import ConflictError
-from persistence.enqueue import NewMessage, announce, insert_message, set_initial_counters
+from persistence.enqueue import (
+    NewMessage,
+    announce,
+    insert_message,
+    mark_done,
+    set_initial_counters,
+)
+from persistence.outbox import add_to_counters
 from persistence.models import (
     DeliveryStatus,
     Direction,
@@ -38,6 +45,9 @@ MR = MessageRecipient
 RECALL_EXTRA_KEY = "recall_of"
 # Between the chat id and the Telegram message ids in a recall delivery's address.
 ADDRESS_SEPARATOR = ":"
+# How long after a recall deliveries that were in flight are still looked for: far longer than a
+# delivery can stay in flight (its lease) before it is final.
+LATE_DELIVERY_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class RecallStarted:
     cancelled: int  # deliveries that were still pending, now cancelled
     to_delete: int  # delivered Telegram messages whose deletion is queued
     recall_message_ids: list[int]
+    in_flight: int = 0  # Telegram sends under way: deleted once delivered
 
 
 def is_recall(message: Message) -> bool:
@@ -75,6 +86,15 @@ def _recallable(message_id: int) -> list[ColumnElement[bool]]:
 async def _count_recallable(session: AsyncSession, message_id: int) -> int:
     count = await session.scalar(
         select(func.count()).select_from(MR).where(*_recallable(message_id))
+    )
+    return int(count or 0)
+
+
+async def _count_in_flight(session: AsyncSession, message_id: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(MR)
+        .where(MR.message_id == message_id, MR.status == DeliveryStatus.SENDING)
     )
     return int(count or 0)
 
@@ -121,16 +141,18 @@ async def start_recall(
 ) -> RecallStarted:
     """Queue the deletion of every Telegram message delivered for a broadcast whose pending
     deliveries the caller has just cancelled (``cancelled`` of them: the dispatcher's cancel
-    also stops what this process has claimed). ``ConflictError`` when there was nothing to
-    cancel and nothing is left to delete."""
+    also stops what this process has claimed). Sends still in flight are deleted once they are
+    delivered (``recall_late_deliveries``). ``ConflictError`` when there was nothing to
+    cancel, nothing in flight and nothing left to delete."""
     sent = [m for m in messages if m.direction == Direction.SENT and not is_recall(m)]
     recall_ids: list[int] = []
-    to_delete = 0
+    to_delete = in_flight = 0
     for message in sent:
         if message.channel != "telegram":
             continue
         count = await _count_recallable(session, message.id)
-        if not count:
+        flying = await _count_in_flight(session, message.id)
+        if not count and not flying:
             continue
         recall_id = await insert_message(
             session,
@@ -148,18 +170,23 @@ async def start_recall(
                 sender_id=message.sender_id or user.id,
                 sender_name=message.sender_name or user.username,
                 send_at=None,
-                status=MessageStatus.QUEUED,
+                # Nothing to delete yet (all in flight): done until late deletions join it.
+                status=MessageStatus.QUEUED if count else MessageStatus.DONE,
                 total=count,
                 created_at=now,
             ),
         )
-        await _insert_recall_deliveries(session, message.id, recall_id, now)
-        await set_initial_counters(session, recall_id, {DeliveryStatus.PENDING.value: count})
+        if count:
+            await _insert_recall_deliveries(session, message.id, recall_id, now)
+            await set_initial_counters(session, recall_id, {DeliveryStatus.PENDING.value: count})
+        else:
+            await mark_done(session, recall_id, now)
         recall_ids.append(recall_id)
         to_delete += count
-    if recall_ids:
+        in_flight += flying
+    if to_delete:
         await announce(session, "telegram")
-    if not cancelled and not to_delete:
+    if not cancelled and not to_delete and not in_flight:
         raise ConflictError("nothing to recall: no delivery is pending or delivered on Telegram")
     await audit.record(
         session,
@@ -171,6 +198,42 @@ async def start_recall(
             "broadcast_id": sent[0].broadcast_id if sent else "",
             "cancelled_deliveries": cancelled,
             "telegram_messages_to_delete": to_delete,
+            "telegram_sends_in_flight": in_flight,
         },
     )
-    return RecallStarted(cancelled, to_delete, recall_ids)
+    return RecallStarted(cancelled, to_delete, recall_ids, in_flight)
+
+
+async def recall_late_deliveries(
+    session: AsyncSession, now: datetime, *, window: timedelta = LATE_DELIVERY_WINDOW
+) -> int:
+    """Deliveries that were in flight when their broadcast was recalled (claimed by a worker,
+    perhaps in another process) and were delivered since: their deletions join the recall,
+    which is open again until they are done. The number queued."""
+    recent = await session.execute(
+        select(Message.id, Message.extra).where(
+            Message.channel == "telegram",
+            Message.direction == Direction.SENT,
+            Message.created_at >= now - window,
+        )
+    )
+    queued = 0
+    for recall_id, extra in recent.all():
+        origin = (extra or {}).get(RECALL_EXTRA_KEY)
+        if not origin:
+            continue
+        count = await _count_recallable(session, int(origin))
+        if not count:
+            continue
+        await _insert_recall_deliveries(session, int(origin), recall_id, now)
+        await add_to_counters(session, {(recall_id, DeliveryStatus.PENDING.value): count})
+        await session.execute(
+            update(Message)
+            .where(Message.id == recall_id)
+            .values(total=Message.total + count, status=MessageStatus.QUEUED, finished_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        queued += count
+    if queued:
+        await announce(session, "telegram")
+    return queued

@@ -7,6 +7,7 @@ in nor use their API keys (``persistence.api_keys.authenticate`` checks ``is_act
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -27,8 +28,13 @@ MAX_USERNAME_CHARS = 150
 
 # argon2-cffi's defaults are argon2id with the RFC 9106 "low memory" parameters.
 _HASHER = PasswordHasher()
-# Verified against when the username is unknown, so both answers take as long.
-_DUMMY_HASH = _HASHER.hash("not a password anyone has")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both answers take as long (made on
+    first use: hashing costs every process start ~0.1 s, most of them never log anyone in)."""
+    return _HASHER.hash("not a password anyone has")
 
 
 class PasswordPolicyError(ValueError):
@@ -52,7 +58,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password) > MAX_PASSWORD_CHARS:
         return False
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -38,11 +38,13 @@ class _Failure:
 
 
 class FaultInjector:
-    """Scripted (``fail_next``/``hang_next``) and random (``set_fault_rates``) failures."""
+    """Scripted (``fail_next``/``hang_next``/``hold_next``) and random (``set_fault_rates``)
+    failures."""
 
     def __init__(self) -> None:
         self._failures: dict[str, list[_Failure]] = {}
         self._hangs: dict[str, int] = {}
+        self._holds: dict[str, int] = {}
         self._latency: dict[str | None, tuple[float, float]] = {}
         self.rate_429 = 0.0
         self.rate_5xx = 0.0
@@ -53,6 +55,7 @@ class FaultInjector:
     def reset(self) -> None:
         self._failures.clear()
         self._hangs.clear()
+        self._holds.clear()
         self._latency.clear()
         self.set_fault_rates()
 
@@ -77,10 +80,10 @@ class FaultInjector:
         self._failures.setdefault(method.lower(), []).append(failure)
 
     def hang_next(self, method: str, count: int = 1) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        key = method.lower()
-        self._hangs[key] = self._hangs.get(key, 0) + count
+        _add(self._hangs, method, count)
+
+    def hold_next(self, method: str, count: int = 1) -> None:
+        _add(self._holds, method, count)
 
     def set_latency(self, seconds: float, method: str | None = None, jitter: float = 0.0) -> None:
         if seconds < 0 or jitter < 0:
@@ -110,15 +113,10 @@ class FaultInjector:
         return seconds + self._jitter_rng.uniform(0, jitter) if jitter else seconds
 
     def take_hang(self, method: str) -> bool:
-        key = method.lower()
-        remaining = self._hangs.get(key, 0)
-        if remaining <= 0:
-            return False
-        if remaining == 1:
-            del self._hangs[key]
-        else:
-            self._hangs[key] = remaining - 1
-        return True
+        return _take(self._hangs, method)
+
+    def take_hold(self, method: str) -> bool:
+        return _take(self._holds, method)
 
     def take_failure(self, method: str, chat_id: int | None) -> ApiError | None:
         """Consume the first scripted failure of ``method`` that applies to ``chat_id``."""
@@ -206,3 +204,23 @@ class RateLimits:
         self._chats.setdefault(chat_id, deque()).append(now)
         if is_group:
             self._groups.setdefault(chat_id, deque()).append(now)
+
+
+def _add(counts: dict[str, int], method: str, count: int) -> None:
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    key = method.lower()
+    counts[key] = counts.get(key, 0) + count
+
+
+def _take(counts: dict[str, int], method: str) -> bool:
+    """Use up one of ``method``'s scripted calls; False when none is left."""
+    key = method.lower()
+    remaining = counts.get(key, 0)
+    if remaining <= 0:
+        return False
+    if remaining == 1:
+        del counts[key]
+    else:
+        counts[key] = remaining - 1
+    return True

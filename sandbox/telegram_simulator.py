@@ -123,6 +123,9 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._sent_cond = asyncio.Condition()
         self._closing = asyncio.Event()
+        self._held = 0
+        self._held_changed = asyncio.Condition()
+        self._release = asyncio.Event()
         self.updates = UpdateQueue(self._closing, self.outage.online)
         self._durable = StateFile(state_path, self._snapshot)
         self._restore(self._durable.load())
@@ -236,6 +239,7 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
     async def stop(self) -> None:
         """Release hung and long-polling calls, stop webhook delivery, save, close the server."""
         self._closing.set()
+        self._release.set()  # held calls go on, so that the server can close
         if self._outage_timer is not None:
             self._outage_timer.cancel()
             self._outage_timer = None
@@ -398,6 +402,20 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
         """The next ``count`` calls of ``method`` never answer (until :meth:`stop`)."""
         self.faults.hang_next(method, count)
 
+    def hold_next(self, method: str, count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` wait, unanswered, until :meth:`release_held`
+        (then they are carried out as usual): a send caught in flight."""
+        self._release.clear()
+        self.faults.hold_next(method, count)
+
+    async def wait_held(self, count: int, timeout: float = 20.0) -> None:
+        """Until ``count`` calls are being held."""
+        async with asyncio.timeout(timeout), self._held_changed:
+            await self._held_changed.wait_for(lambda: self._held >= count)
+
+    def release_held(self) -> None:
+        self._release.set()
+
     def enforce_limits(
         self,
         global_per_second: int | None = 30,
@@ -423,6 +441,7 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
         self._open_callbacks.clear()
         self.updates.reset()
         self.faults.reset()
+        self.release_held()
         self.limits = None
         self._durable.changed()
 
@@ -503,6 +522,11 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
             logger.info("simulating a %s call that never answers", method)
             await self._closing.wait()
             raise ApiError(503, "Service Unavailable: simulator stopped")
+        if self.faults.take_hold(method):
+            async with self._held_changed:
+                self._held += 1
+                self._held_changed.notify_all()
+            await self._release.wait()
         delay = self.faults.latency_for(method)
         if delay > 0:
             await asyncio.sleep(delay)  # simulated network/server latency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from channels.telegram_client import BotApiClient
 from channels.telegram_rate_limit import TelegramRateLimiter
 from channels.webhook_urls import UrlPolicy
 from persistence.models import WebhookEvent
+from persistence.recall import recall_late_deliveries
 from sandbox.telegram_simulator import TelegramSimulator
 from tests.api_support import Api, running_api
 from tests.conftest import Database
@@ -276,6 +278,32 @@ async def test_a_recall_tells_the_webhook_each_recalled_delivery(
         assert event.payload["channel"] == "telegram"
         assert event.payload["broadcast_id"] == bid
         assert event.payload["message_id"] == telegram["message_id"]
+
+
+async def test_a_send_in_flight_at_the_recall_is_deleted_once_delivered(
+    api: Api, sim: TelegramSimulator
+) -> None:
+    """A notice still on its way when the broadcast is recalled is deleted once it lands."""
+    ids = await _people(api, sim, 1)
+    sim.hold_next("sendMessage")
+    bid = await _send(api, ids, channels=["telegram"])
+    sending = asyncio.create_task(api.dispatcher.drain())
+    await sim.wait_held(1)
+    answer = await api.post(f"{BROADCASTS}/{bid}/recall", expect=202)
+    assert (answer["cancelled"], answer["to_delete"], answer["in_flight"]) == (0, 0, 1)
+    sim.release_held()
+    await sending
+    (sent,) = sim.messages_to(CHAT_BASE)
+    assert not sim.is_deleted(CHAT_BASE, sent.message_id)
+    async with api.db.sessions.begin() as session:
+        assert await recall_late_deliveries(session, api.clock()) == 1
+    await api.dispatcher.drain()
+    assert sim.is_deleted(CHAT_BASE, sent.message_id)
+    after = await api.get(f"{BROADCASTS}/{bid}", expect=200)
+    assert after["messages"][0]["counters"] == {"recalled": 1}
+    assert after["recalls"][0]["counters"] == {"success": 1}
+    async with api.db.sessions.begin() as session:
+        assert await recall_late_deliveries(session, api.clock()) == 0  # never twice
 
 
 async def test_recall_records_telegrams_refusal_after_48_hours(

@@ -209,11 +209,17 @@ async def _recall(settings: Settings, args: argparse.Namespace) -> None:
             )
     if args.json:
         print_json(
-            {"cancelled": started.cancelled, "to_delete": started.to_delete, "broadcast": after}
+            {
+                "cancelled": started.cancelled,
+                "to_delete": started.to_delete,
+                "in_flight": started.in_flight,
+                "broadcast": after,
+            }
         )
     else:
+        flying = f", {started.in_flight} more once delivered" if started.in_flight else ""
         print(
             f"broadcast {args.id}: {started.cancelled} deliveries cancelled, "
-            f"{started.to_delete} Telegram messages to delete (the service deletes them; "
-            f"follow with: herald broadcasts show {args.id})"
+            f"{started.to_delete} Telegram messages to delete{flying} (the service deletes "
+            f"them; follow with: herald broadcasts show {args.id})"
         )
