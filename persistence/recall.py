@@ -30,7 +30,6 @@ from persistence.enqueue import (
     mark_done,
     set_initial_counters,
 )
-from persistence.outbox import add_to_counters
 from persistence.models import (
     DeliveryStatus,
     Direction,
@@ -40,6 +39,7 @@ from persistence.models import (
     User,
     UTCDateTime,
 )
+from persistence.outbox import add_to_counters
 
 MR = MessageRecipient
 RECALL_EXTRA_KEY = "recall_of"

@@ -408,7 +408,11 @@ class TelegramSimulator(UserActions, SentMessages, BotMessages):
         self._release.clear()
         self.faults.hold_next(method, count)
 
-    async def wait_held(self, count: int, timeout: float = 20.0) -> None:
+    async def wait_held(
+        self,
+        count: int,
+        timeout: float = 20.0,  # noqa: ASYNC109 - a test helper with a default deadline
+    ) -> None:
         """Until ``count`` calls are being held."""
         async with asyncio.timeout(timeout), self._held_changed:
             await self._held_changed.wait_for(lambda: self._held >= count)

@@ -12,22 +12,20 @@ from admin_api.views_audit import event_out
 from bot.cli.common import (
     CliError,
     Subcommands,
-    UsageError,
     actor,
     add_command,
     add_group,
+    add_paging,
     aware_datetime,
     console,
     herald_database,
+    page_request,
     print_json,
     table,
     when,
 )
 from bot.settings import Settings
 from persistence.audit import ActorKind, AuditAction, AuditFilter, list_events
-from persistence.common_queries import PageRequest
-
-MAX_LIMIT = 1000
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -52,8 +50,7 @@ def add_parsers(commands: Subcommands) -> None:
     )
     parser.add_argument("--since", type=aware_datetime, help="at or after (ISO 8601)")
     parser.add_argument("--until", type=aware_datetime, help="before (ISO 8601)")
-    parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
-    parser.add_argument("--offset", type=int, default=0)
+    add_paging(parser)
 
 
 def _filters(args: argparse.Namespace) -> AuditFilter:
@@ -76,14 +73,13 @@ def _subject(event: dict[str, Any]) -> str:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> None:
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        raise UsageError(f"--limit: between 1 and {MAX_LIMIT}; --offset: 0 or more")
+    wanted = page_request(args)
     async with herald_database(settings) as context:
         user = await actor(context, args.as_user)
         if not user.is_superuser:
             raise CliError(f"{user.username} is not a superuser: only a superuser reads the log")
         async with context.sessions() as session:
-            page = await list_events(session, _filters(args), PageRequest(args.limit, args.offset))
+            page = await list_events(session, _filters(args), wanted)
     items = [event_out(event).model_dump(mode="json") for event in page.items]
     if args.json:
         print_json({"items": items, "next_offset": page.next_offset})

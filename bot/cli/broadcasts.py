@@ -10,13 +10,15 @@ from admin_api.schemas_broadcasts import BroadcastStatus
 from admin_api.views_broadcasts import broadcast_out
 from bot.cli.common import (
     Subcommands,
-    UsageError,
     actor,
     add_command,
     add_group,
+    add_paging,
     aware_datetime,
     console,
+    counts,
     herald_database,
+    page_request,
     print_json,
     table,
 )
@@ -31,10 +33,8 @@ from persistence.broadcast_queries import (
     get_broadcast,
     list_broadcasts,
 )
-from persistence.common_queries import ConflictError, PageRequest
+from persistence.common_queries import ConflictError
 from persistence.recall import start_recall
-
-MAX_LIMIT = 1000
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -54,8 +54,7 @@ def add_parsers(commands: Subcommands) -> None:
     listing.add_argument("--sender-id", type=int, help="sent by this user id")
     listing.add_argument("--since", type=aware_datetime, help="created at or after (ISO 8601)")
     listing.add_argument("--until", type=aware_datetime, help="created before (ISO 8601)")
-    listing.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
-    listing.add_argument("--offset", type=int, default=0)
+    add_paging(listing)
     for name, help_text, handler in (
         ("show", "a broadcast: every channel's live counters, and its recall", _show),
         ("cancel", "cancel every channel's remaining deliveries at once", _cancel),
@@ -82,13 +81,8 @@ def broadcast_json(view: BroadcastView) -> dict[str, Any]:
     return out
 
 
-def _counts(counters: dict[str, int]) -> str:
-    return " ".join(f"{status}={n}" for status, n in sorted(counters.items()) if n) or "-"
-
-
 async def _list(settings: Settings, args: argparse.Namespace) -> None:
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        raise UsageError(f"--limit: between 1 and {MAX_LIMIT}; --offset: 0 or more")
+    wanted = page_request(args)
     filters = BroadcastFilter(
         status=args.status,
         channel=args.channel,
@@ -105,7 +99,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
                 context.recipient_kinds,
                 user,
                 filters,
-                PageRequest(args.limit, args.offset),
+                wanted,
             )
             items = [broadcast_json(view) for view in page.items]
     if args.json:
@@ -117,7 +111,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
             b["created_at"],
             b["status"],
             ",".join(b["channels"]),
-            _counts(b["counters"]),
+            counts(b["counters"]),
         )
         for b in items
     ]
@@ -133,11 +127,11 @@ def _print(view: dict[str, Any]) -> None:
     if view["send_at"]:
         out.print(f"send at: {view['send_at']}")
     rows = [
-        (m["message_id"], m["channel"], m["status"], _counts(m["counters"]))
+        (m["message_id"], m["channel"], m["status"], counts(m["counters"]))
         for m in view["messages"]
     ]
     rows += [
-        (r["message_id"], "telegram (recall)", r["status"], _counts(r["counters"]))
+        (r["message_id"], "telegram (recall)", r["status"], counts(r["counters"]))
         for r in view["recalls"]
     ]
     out.print(table(("message", "channel", "status", "deliveries"), rows))

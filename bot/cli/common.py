@@ -24,6 +24,7 @@ from sqlalchemy import select
 from bot.context import HeraldContext
 from bot.settings import Settings
 from persistence.api_keys import get_or_create_user
+from persistence.common_queries import PageRequest
 from persistence.migrate import ensure_schema_current
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
@@ -159,6 +160,29 @@ def recipient_kind(context: HeraldContext, name: str) -> RecipientKind:
         known = ", ".join(context.recipient_kinds.names())
         raise UsageError(f"--kind: unknown kind {name!r}; known: {known}")
     return context.recipient_kinds.get(name)
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+MAX_PAGE = 1000
+
+
+def add_paging(parser: argparse.ArgumentParser) -> None:
+    """``--limit`` and ``--offset`` of a listing."""
+    parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_PAGE}; 50)")
+    parser.add_argument("--offset", type=int, default=0)
+
+
+def page_request(args: argparse.Namespace) -> PageRequest:
+    """The page ``--limit`` and ``--offset`` ask for (a usage error when out of range)."""
+    if not 1 <= args.limit <= MAX_PAGE or args.offset < 0:
+        raise UsageError(f"--limit: between 1 and {MAX_PAGE}; --offset: 0 or more")
+    return PageRequest(args.limit, args.offset)
+
+
+def counts(counters: dict[str, int]) -> str:
+    """Counters as ``status=n`` words, the empty ones left out."""
+    return " ".join(f"{status}={n}" for status, n in sorted(counters.items()) if n) or "-"
 
 
 # --- output ------------------------------------------------------------------------------------

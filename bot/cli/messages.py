@@ -14,13 +14,15 @@ from admin_api.views_messages import message_out
 from bot.cli.common import (
     CliError,
     Subcommands,
-    UsageError,
     actor,
     add_command,
     add_group,
+    add_paging,
     aware_datetime,
     console,
+    counts,
     herald_database,
+    page_request,
     print_json,
     table,
     when,
@@ -40,8 +42,6 @@ from persistence.message_queries import (
     visible_message,
 )
 from persistence.models import DeliveryStatus, Direction, MessageStatus
-
-MAX_LIMIT = 1000
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -93,8 +93,7 @@ def _add_list(actions: Subcommands) -> None:
     parser.add_argument("--sender-id", type=int, help="sent by this user id")
     parser.add_argument("--since", type=aware_datetime, help="created at or after (ISO 8601)")
     parser.add_argument("--until", type=aware_datetime, help="created before (ISO 8601)")
-    parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
-    parser.add_argument("--offset", type=int, default=0)
+    add_paging(parser)
 
 
 def message_json(view: MessageView) -> dict[str, Any]:
@@ -103,13 +102,8 @@ def message_json(view: MessageView) -> dict[str, Any]:
     return out
 
 
-def _counts(counters: dict[str, int]) -> str:
-    return " ".join(f"{status}={n}" for status, n in sorted(counters.items()) if n) or "-"
-
-
 async def _list(settings: Settings, args: argparse.Namespace) -> None:
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        raise UsageError(f"--limit: between 1 and {MAX_LIMIT}; --offset: 0 or more")
+    wanted = page_request(args)
     filters = MessageFilter(
         channel=args.channel,
         status=args.status,
@@ -127,7 +121,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
                 context.recipient_kinds,
                 user,
                 filters,
-                PageRequest(args.limit, args.offset),
+                wanted,
             )
     items = [message_json(view) for view in page.items]
     if args.json:
@@ -141,7 +135,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
             m["direction"],
             m["status"],
             (m["subject"] or m["body"])[:40],
-            _counts(m["counters"]),
+            counts(m["counters"]),
         )
         for i, m in enumerate(items)
     ]
@@ -183,7 +177,7 @@ async def _show(settings: Settings, args: argparse.Namespace) -> None:
     out.print(f"body: {m.body[:500]}")
     for attachment in view.attachments:
         out.print(f"attachment: {attachment.file_name} ({attachment.size} bytes)")
-    out.print(f"deliveries ({m.total}): {_counts(view.counters)}")
+    out.print(f"deliveries ({m.total}): {counts(view.counters)}")
     if shown:
         rows = [
             (

@@ -23,8 +23,10 @@ from bot.cli.common import (
     actor,
     add_command,
     add_group,
+    add_paging,
     console,
     herald_database,
+    page_request,
     print_json,
     recipient_kind,
     table,
@@ -34,7 +36,7 @@ from bot.cli.common import (
 from bot.context import HeraldContext
 from bot.settings import Settings
 from persistence.audit import Actor
-from persistence.common_queries import NotFoundError, PageRequest
+from persistence.common_queries import NotFoundError
 from persistence.models import User
 from persistence.recipient_kinds import RecipientKind
 from persistence.recipient_queries import (
@@ -58,7 +60,6 @@ TEXT_OPTIONS = {
     "external_id": "external_id",
     "note": "note",
 }
-MAX_LIMIT = 1000
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -151,8 +152,7 @@ def _add_list(actions: Subcommands) -> None:
     parser.add_argument("--blocked", type=yes_no, metavar="yes|no", help="blocked the bot")
     parser.add_argument("--opted-out", type=yes_no, metavar="yes|no", help="sent /stop")
     parser.add_argument("--owner-id", type=int, help="owned by this user id")
-    parser.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
-    parser.add_argument("--offset", type=int, default=0)
+    add_paging(parser)
 
 
 def _add_update(actions: Subcommands) -> None:
@@ -263,8 +263,7 @@ async def _add(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> None:
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        raise UsageError(f"--limit: between 1 and {MAX_LIMIT}; --offset: 0 or more")
+    requested = page_request(args)
     wanted = {name: True for name in args.has} | {name: False for name in args.lacks}
     async with herald_database(settings) as context:
         kind = recipient_kind(context, args.kind)
@@ -280,9 +279,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
             owner_id=args.owner_id,
         )
         async with context.sessions() as session:
-            page = await list_recipients(
-                session, kind, user, filters, PageRequest(args.limit, args.offset)
-            )
+            page = await list_recipients(session, kind, user, filters, requested)
             items = [recipient_json(kind, r) for r in page.items]
     if args.json:
         print_json({"items": items, "next_offset": page.next_offset})

@@ -20,8 +20,10 @@ from bot.cli.common import (
     actor,
     add_command,
     add_group,
+    add_paging,
     console,
     herald_database,
+    page_request,
     print_json,
     table,
 )
@@ -32,7 +34,6 @@ from channels.composition import CHANNELS
 from channels.templates import PER_CHANNEL, check_content, normalised
 from persistence import audit
 from persistence.audit import Actor, AuditAction
-from persistence.common_queries import PageRequest
 from persistence.models import MessageTypology
 from persistence.template_queries import (
     TemplateFilter,
@@ -44,8 +45,6 @@ from persistence.template_queries import (
     update_template,
 )
 from persistence.typology_queries import find_typology
-
-MAX_LIMIT = 1000
 
 
 def _content_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -85,8 +84,7 @@ def add_parsers(commands: Subcommands) -> None:
     )
     listing.add_argument("--search", help="part of the name")
     listing.add_argument("--typology", help="of this message typology (name or id)")
-    listing.add_argument("--limit", type=int, default=50, help=f"at most (1-{MAX_LIMIT}; 50)")
-    listing.add_argument("--offset", type=int, default=0)
+    add_paging(listing)
     show = add_command(
         actions,
         "show",
@@ -204,8 +202,7 @@ def _print(data: dict[str, Any]) -> None:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> None:
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        raise UsageError(f"--limit: between 1 and {MAX_LIMIT}; --offset: 0 or more")
+    wanted = page_request(args)
     async with herald_database(settings) as context:
         user = await actor(context, args.as_user)
         typology = await _typology_id(context, args.typology) if args.typology else None
@@ -214,7 +211,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> None:
                 session,
                 user,
                 TemplateFilter(search=args.search, typology_id=typology),
-                PageRequest(args.limit, args.offset),
+                wanted,
             )
             items = [
                 template_out(v, with_versions=False).model_dump(mode="json") for v in page.items
