@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from admin_api.console.pages import CONSOLE
+from persistence import outbox
 from persistence.models import Customer, Message, MessageRecipient
 from persistence.users import user_by_name
 from tests.conftest import Database
@@ -248,6 +250,29 @@ async def test_a_telegram_broadcast_is_recalled_after_a_confirmation(console: Co
     assert 'id="recall"' not in done.text
     again = await browser.post(f"/broadcasts/{bid}/recall", {})
     assert again.status == 409 and again.has("There is nothing left to recall.")
+
+
+async def test_a_recall_says_what_is_still_being_sent_is_deleted_later(console: Console) -> None:
+    """Sends another process has under way are announced as deleted once delivered."""
+    browser = await console.user("alice")
+    await _customers(console, "alice", 2, telegram_chat_id=lambda i: 881_000 + i)
+    bid = await _send(browser, channels=["telegram"])
+    now = console.api.clock()
+    async with console.api.db.sessions.begin() as session:
+        taken = await outbox.claim(
+            session,
+            channel="telegram",
+            limit=10,
+            now=now,
+            lease_until=now + timedelta(minutes=1),
+            owner="another-process",
+        )
+    assert len(taken) == 2
+    done = await browser.post(f"/broadcasts/{bid}/recall", {})
+    assert done.has(
+        "Recall started: 0 deliveries cancelled, 0 Telegram messages being deleted. "
+        "2 more still being sent will be deleted once delivered."
+    )
 
 
 async def test_another_users_broadcast_is_not_found(console: Console) -> None:

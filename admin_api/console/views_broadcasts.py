@@ -199,16 +199,20 @@ async def recall(request: web.Request) -> web.Response:
             )
     except ConflictError:
         raise PageError(409, tr(request, "There is nothing left to recall.")) from None
-    await flash(
+    said = tr(
         request,
-        tr(
-            request,
-            "Recall started: %(cancelled)s deliveries cancelled, %(deleted)s Telegram messages "
-            "being deleted.",
-            cancelled=started.cancelled,
-            deleted=started.to_delete,
-        ),
+        "Recall started: %(cancelled)s deliveries cancelled, %(deleted)s Telegram messages "
+        "being deleted.",
+        cancelled=started.cancelled,
+        deleted=started.to_delete,
     )
+    if started.in_flight:
+        said += " " + tr(
+            request,
+            "%(count)s more still being sent will be deleted once delivered.",
+            count=started.in_flight,
+        )
+    await flash(request, said)
     return redirect(f"/broadcasts/{broadcast_id(request)}")
 
 
