@@ -101,8 +101,9 @@ async def _count_in_flight(session: AsyncSession, message_id: int) -> int:
 
 async def _insert_recall_deliveries(
     session: AsyncSession, message_id: int, recall_id: int, now: datetime
-) -> None:
-    """One deletion per delivered row, written by the database itself (INSERT ... SELECT)."""
+) -> int:
+    """One deletion per delivered row not yet recalled, written by the database itself
+    (INSERT ... SELECT); how many."""
     columns = (
         "message_id",
         "channel",
@@ -127,7 +128,8 @@ async def _insert_recall_deliveries(
         literal(now, UTCDateTime()),
         MR.id,
     ).where(*_recallable(message_id))
-    await session.execute(insert(MR).from_select(columns, rows))
+    result = await session.execute(insert(MR).from_select(columns, rows))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def start_recall(
@@ -222,10 +224,9 @@ async def recall_late_deliveries(
         origin = (extra or {}).get(RECALL_EXTRA_KEY)
         if not origin:
             continue
-        count = await _count_recallable(session, int(origin))
+        count = await _insert_recall_deliveries(session, int(origin), recall_id, now)
         if not count:
             continue
-        await _insert_recall_deliveries(session, int(origin), recall_id, now)
         await add_to_counters(session, {(recall_id, DeliveryStatus.PENDING.value): count})
         await session.execute(
             update(Message)

@@ -305,6 +305,16 @@ async def add_events(
 
 
 @dataclass(frozen=True)
+class _Reported:
+    """What a delivery event says of one delivery."""
+
+    event_type: str
+    status: str
+    detail: str
+    attempts: int
+
+
+@dataclass(frozen=True)
 class FinalDelivery:
     """A delivery whose outcome was just written (``origin_id``: a recall's deletion)."""
 
@@ -327,25 +337,26 @@ async def add_delivery_events(
     if not subs or not finals:
         return 0
     # Keyed by the delivery an event reports: a recall's deletion reports the delivery it
-    # removed (its message, channel and recipient), not the deletion's own row.
-    type_of: dict[int, str] = {}
-    by_id: dict[int, FinalDelivery] = {}
+    # removed (its message, channel and recipient, status "recalled"), not its own row.
+    reported: dict[int, _Reported] = {}
     for final in finals:
         if final.origin_id is not None:
             if final.status == DeliveryStatus.SUCCESS.value:
-                type_of[final.origin_id] = RECALLED_EVENT
-                by_id[final.origin_id] = final
+                reported[final.origin_id] = _Reported(
+                    RECALLED_EVENT, DeliveryStatus.RECALLED.value, final.detail, final.attempts
+                )
         elif final.status in event_types:
-            type_of[final.id] = event_types[final.status]
-            by_id[final.id] = final
-    owners = subs.owners_wanting(set(type_of.values()))
+            reported[final.id] = _Reported(
+                event_types[final.status], final.status, final.detail, final.attempts
+            )
+    owners = subs.owners_wanting({r.event_type for r in reported.values()})
     if not owners:
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return await _add_delivery_events_postgres(session, subs, type_of, by_id, now)
+        return await _add_delivery_events_postgres(session, subs, reported, now)
     events: list[NewEvent] = []
-    for ids in id_filters(MR.id, sorted(type_of), dialect):
+    for ids in id_filters(MR.id, sorted(reported), dialect):
         rows = await session.execute(
             select(
                 MR.id,
@@ -361,27 +372,22 @@ async def add_delivery_events(
             .where(ids, Message.sender_id.in_(owners), Message.is_test.is_(False))
         )
         for d_id, m_id, channel, kind, rid, broadcast_id, owner in rows:
-            final = by_id[d_id]
-            event_type = type_of[d_id]
-            if not subs.endpoints(owner, event_type):
+            report = reported[d_id]
+            if not subs.endpoints(owner, report.event_type):
                 continue
             events.append(
                 NewEvent(
                     owner,
-                    event_type,
+                    report.event_type,
                     {
                         "delivery_id": d_id,
                         "message_id": m_id,
                         "broadcast_id": broadcast_id,
                         "channel": channel,
                         "recipient": {"kind": kind, "id": rid},
-                        "status": (
-                            DeliveryStatus.RECALLED.value
-                            if event_type == RECALLED_EVENT
-                            else final.status
-                        ),
-                        "detail": final.detail,
-                        "attempts": final.attempts,
+                        "status": report.status,
+                        "detail": report.detail,
+                        "attempts": report.attempts,
                     },
                 )
             )
@@ -419,14 +425,10 @@ FROM inserted HAVING count(*) > 0
 
 
 async def _add_delivery_events_postgres(
-    session: AsyncSession,
-    subs: Subscriptions,
-    type_of: Mapping[int, str],
-    by_id: Mapping[int, FinalDelivery],
-    now: datetime,
+    session: AsyncSession, subs: Subscriptions, reported: Mapping[int, _Reported], now: datetime
 ) -> int:
-    ids = list(type_of)
-    finals = [by_id[i] for i in ids]
+    ids = list(reported)
+    reports = list(reported.values())
     targets = [
         (owner, event_type, endpoint_id)
         for owner, by_type in subs.wants.items()
@@ -437,13 +439,10 @@ async def _add_delivery_events_postgres(
     row = await driver.fetchrow(
         _DELIVERY_EVENTS_POSTGRES,
         ids,
-        [type_of[i] for i in ids],
-        [
-            DeliveryStatus.RECALLED.value if type_of[i] == RECALLED_EVENT else f.status
-            for i, f in zip(ids, finals, strict=True)
-        ],
-        [f.detail for f in finals],
-        [f.attempts for f in finals],
+        [r.event_type for r in reports],
+        [r.status for r in reports],
+        [r.detail for r in reports],
+        [r.attempts for r in reports],
         [t[0] for t in targets],
         [t[1] for t in targets],
         [t[2] for t in targets],
